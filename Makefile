@@ -1,0 +1,98 @@
+# Falco operators: one entry point for every developer task.
+#   make test        set everything up from a fresh clone, lint, and run every test (what CI runs)
+#   make pack        pack both charms (needs charmcraft and LXD: a Juju host, not this one)
+#   make lint | fmt | vendor | integration | help
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CHARMS := falco falcosidekick-k8s
+CHARMCRAFT_VERSION := 4.5.0
+
+# Tests run on Python 3.12 (Ubuntu 24.04's) when it is installed, else on the default python3.
+# uv must never download an interpreter: it uses exactly this one.
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+PYTHON ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3.12))),$(shell command -v python3.12 2>/dev/null),$(shell command -v python3))
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+
+# uv from the PATH, or a private copy installed from PyPI on first use.
+TOOLS := $(CURDIR)/.tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+
+# Debian packages the component tests drive for real (installed when running as root).
+APT_PACKAGES := git openssh-server prometheus systemd
+APT_COMMANDS := git sshd promtool systemd-analyze
+
+.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps \
+	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo
+
+help:  ## Show the targets.
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet 'uv>=0.5,<1'
+
+deps: $(UV) apt-deps  ## Install uv (if missing) and the Debian tools of the component tests.
+
+apt-deps:
+	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing (install $(APT_PACKAGES) to run every component test)"; exit 0; fi; \
+	echo "installing $(APT_PACKAGES) for:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+
+test: deps check-vendor lint test-repo $(addprefix test-,$(CHARMS)) charmcraft-check  ## Lint and run every test (CI runs this).
+	@echo "make test: all checks passed (Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'))"
+
+lint: deps lint-repo $(addprefix lint-,$(CHARMS))  ## ruff, mypy and codespell on everything.
+
+# The repository's own project: shared libraries in libs/ and the cross-charm tests in tests/.
+lint-repo:
+	$(UV) sync --locked --quiet
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync mypy libs
+	$(UV) run --no-sync codespell
+
+test-repo: lint-repo
+	$(UV) run --no-sync coverage run -m pytest
+	$(UV) run --no-sync coverage report
+
+$(addprefix lint-,$(CHARMS)): lint-%:
+	cd charms/$* && $(UV) sync --locked --quiet
+	cd charms/$* && $(UV) run --no-sync ruff format --check .
+	cd charms/$* && $(UV) run --no-sync ruff check .
+	cd charms/$* && $(UV) run --no-sync mypy src
+	cd charms/$* && $(UV) run --no-sync codespell --toml ../../pyproject.toml .
+
+$(addprefix test-,$(CHARMS)): test-%: lint-%
+	cd charms/$* && $(UV) run --no-sync coverage run -m pytest
+	cd charms/$* && $(UV) run --no-sync coverage report
+
+check-vendor:  ## Fail when a vendored copy under charms/*/ differs from its source in libs/.
+	$(PYTHON) libs/vendor.py --check
+
+vendor:  ## Regenerate the vendored copies of libs/ in the charms.
+	$(PYTHON) libs/vendor.py
+
+charmcraft-check: deps  ## Validate both charmcraft.yaml files with charmcraft itself.
+	for charm in $(CHARMS); do \
+	  (cd charms/$$charm && $(UV) tool run --quiet --from charmcraft==$(CHARMCRAFT_VERSION) \
+	     charmcraft expand-extensions >/dev/null 2>charmcraft.err || { cat charmcraft.err; rm -f charmcraft.err; exit 1; }; \
+	   rm -f charmcraft.err; echo "charmcraft expand-extensions: $$charm ok"); \
+	done
+
+fmt: deps  ## Format and auto-fix everything.
+	$(UV) run ruff format . && $(UV) run ruff check --fix .
+	for charm in $(CHARMS); do (cd charms/$$charm && $(UV) run ruff format . && $(UV) run ruff check --fix .); done
+
+pack:  ## Pack both charms (on a host with charmcraft and LXD).
+	for charm in $(CHARMS); do (cd charms/$$charm && charmcraft pack); done
+
+integration:  ## Run the Juju integration tests (needs a Juju controller).
+	@echo "The integration tests need a Juju controller with LXD and a K8s cloud." >&2
+	for charm in $(CHARMS); do (cd charms/$$charm && $(UV) run --group integration pytest tests/integration); done

@@ -1,0 +1,74 @@
+"""Small charms that use the library the way falco and falcosidekick-k8s do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import ops
+from falcosidekick_http_endpoint import EndpointReading, HttpEndpointProvider, HttpEndpointRequirer
+
+
+class ProviderCharm(ops.CharmBase):
+    """Publishes the URL and CA found in its config, like the sidekick does from its state."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.endpoint = HttpEndpointProvider(self)
+        self.published: bool | None = None
+        for event in (self.on.config_changed, self.on["http-endpoint"].relation_joined):
+            framework.observe(event, self._publish)
+
+    def _publish(self, _: ops.EventBase) -> None:
+        url = str(self.config.get("url", ""))
+        ca_cert = str(self.config.get("ca-cert", "")) or None
+        self.published = self.endpoint.publish(url, ca_cert)
+
+
+class RequirerCharm(ops.CharmBase):
+    """Records what the library reads, like the falco charm's reconcile does."""
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.endpoint = HttpEndpointRequirer(self)
+        self.reading: EndpointReading | None = None
+        for event in (
+            self.on.update_status,
+            self.on["http-endpoint"].relation_changed,
+            self.on["http-endpoint"].relation_broken,
+        ):
+            framework.observe(event, self._read)
+
+    def _read(self, _: ops.EventBase) -> None:
+        self.reading = self.endpoint.read()
+
+
+PROVIDER_META = {
+    "name": "falcosidekick-k8s",
+    "provides": {"http-endpoint": {"interface": "falcosidekick_http_endpoint"}},
+}
+PROVIDER_CONFIG = {
+    "options": {
+        "url": {"type": "string", "default": ""},
+        "ca-cert": {"type": "string", "default": ""},
+    }
+}
+REQUIRER_META = {
+    "name": "falco",
+    "requires": {"http-endpoint": {"interface": "falcosidekick_http_endpoint"}},
+}
+
+
+@dataclass
+class RelationWrites:
+    """Every relation-set hook command the charm ran, as (relation id, app bag?, data)."""
+
+    calls: list[tuple[int, bool, dict[str, str]]] = field(default_factory=list)
+
+
+def app_bag(url: str, ca_cert: str | None = None) -> dict[str, str]:
+    """Return a provider app databag as the wire format describes it."""
+    bag = {"url": json.dumps(url)}
+    if ca_cert is not None:
+        bag["ca_cert"] = json.dumps(ca_cert)
+    return bag
