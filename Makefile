@@ -1,6 +1,7 @@
 # Falco operators: one entry point for every developer task.
 #   make test        set everything up from a fresh clone, lint, and run every test (what CI runs)
 #   make pack        pack both charms (needs charmcraft and LXD: a Juju host, not this one)
+#   make bench       count restarts/writes and time hooks per scripted event sequence
 #   make lint | fmt | vendor | integration | help
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 APT_PACKAGES := git openssh-server prometheus systemd
 APT_COMMANDS := git sshd promtool systemd-analyze
 
-.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps \
+.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo
 
 help:  ## Show the targets.
@@ -55,7 +56,7 @@ lint-repo:
 	$(UV) sync --locked --quiet
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync ruff check .
-	$(UV) run --no-sync mypy libs
+	$(UV) run --no-sync mypy libs bench
 	$(UV) run --no-sync codespell
 
 test-repo: lint-repo
@@ -92,6 +93,13 @@ fmt: deps  ## Format and auto-fix everything.
 
 pack:  ## Pack both charms (on a host with charmcraft and LXD).
 	for charm in $(CHARMS); do (cd charms/$$charm && charmcraft pack); done
+
+bench: deps  ## Count restarts, writes and hook time per scripted event sequence; fail on a missed target.
+	for charm in $(CHARMS); do \
+	  (cd charms/$$charm && $(UV) sync --locked --quiet && \
+	   $(UV) run --no-sync python tests/bench/bench.py ../../bench/results-$$charm.json); \
+	done
+	$(PYTHON) bench/report.py $(foreach c,$(CHARMS),bench/results-$(c).json)
 
 integration:  ## Run the Juju integration tests (needs a Juju controller).
 	@echo "The integration tests need a Juju controller with LXD and a K8s cloud." >&2

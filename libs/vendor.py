@@ -25,6 +25,14 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/lib/charm_config.py",
         "charms/falcosidekick-k8s/lib/charm_config.py",
     ),
+    "libs/testing/bench_support.py": (
+        "charms/falco/tests/shared/bench_support.py",
+        "charms/falcosidekick-k8s/tests/shared/bench_support.py",
+    ),
+    "libs/testing/ops_probes.py": (
+        "charms/falco/tests/shared/ops_probes.py",
+        "charms/falcosidekick-k8s/tests/shared/ops_probes.py",
+    ),
     "libs/testing/tls_material.py": (
         "charms/falco/tests/shared/tls_material.py",
         "charms/falcosidekick-k8s/tests/shared/tls_material.py",

@@ -10,11 +10,10 @@ from endpoint_charms import (
     PROVIDER_META,
     REQUIRER_META,
     ProviderCharm,
-    RelationWrites,
     RequirerCharm,
 )
 from ops import testing
-from scenario.mocking import _MockModelBackend
+from ops_probes import Calls, record_relation_writes
 from tls_material import Issued, issue, make_ca
 
 
@@ -29,17 +28,10 @@ def requirer_ctx_fixture() -> testing.Context[RequirerCharm]:
 
 
 @pytest.fixture(name="relation_writes")
-def relation_writes_fixture(monkeypatch: pytest.MonkeyPatch) -> Iterator[RelationWrites]:
-    """Count relation-set calls at the boundary where ops hands them to Juju."""
-    writes = RelationWrites()
-    original = _MockModelBackend.relation_set
-
-    def recording(self, relation_id, data, is_app, *, relation_name=None):  # type: ignore[no-untyped-def]
-        writes.calls.append((relation_id, is_app, dict(data)))
-        return original(self, relation_id, data, is_app, relation_name=relation_name)
-
-    monkeypatch.setattr(_MockModelBackend, "relation_set", recording)
-    yield writes
+def relation_writes_fixture() -> Iterator[Calls]:
+    """Every relation-set the charm runs, counted where ops hands it to Juju."""
+    with record_relation_writes() as calls:
+        yield calls
 
 
 @pytest.fixture(name="ca", scope="session")

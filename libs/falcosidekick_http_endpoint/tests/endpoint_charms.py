@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import ops
 from falcosidekick_http_endpoint import EndpointReading, HttpEndpointProvider, HttpEndpointRequirer
@@ -57,13 +56,6 @@ REQUIRER_META = {
     "name": "falco",
     "requires": {"http-endpoint": {"interface": "falcosidekick_http_endpoint"}},
 }
-
-
-@dataclass
-class RelationWrites:
-    """Every relation-set hook command the charm ran, as (relation id, app bag?, data)."""
-
-    calls: list[tuple[int, bool, dict[str, str]]] = field(default_factory=list)
 
 
 def app_bag(url: str, ca_cert: str | None = None) -> dict[str, str]:

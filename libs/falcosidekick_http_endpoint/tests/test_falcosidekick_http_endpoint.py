@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from endpoint_charms import REQUIRER_META, RelationWrites, RequirerCharm, app_bag
+from endpoint_charms import REQUIRER_META, RequirerCharm, app_bag
 from falcosidekick_http_endpoint import (
     EndpointReading,
     HttpEndpoint,
@@ -15,6 +15,7 @@ from falcosidekick_http_endpoint import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops import testing
+from ops_probes import Calls
 from tls_material import Issued
 
 URL = "https://falcosidekick-k8s.fmodel.svc.cluster.local:2801/"
@@ -63,9 +64,7 @@ def test_url_is_normalised_like_the_prior_provider(provider_ctx: testing.Context
     assert out.get_relation(relation.id).local_app_data["url"] == json.dumps("https://h.example/")
 
 
-def test_non_leader_writes_nothing(
-    provider_ctx: testing.Context, relation_writes: RelationWrites
-) -> None:
+def test_non_leader_writes_nothing(provider_ctx: testing.Context, relation_writes: Calls) -> None:
     """arrange: a non-leader unit. act: publish. assert: no relation-set, publish says False."""
     relation = _relation()
     state = testing.State(leader=False, relations={relation}, config={"url": URL})
@@ -75,7 +74,7 @@ def test_non_leader_writes_nothing(
         assert manager.charm.published is False
 
     assert out.get_relation(relation.id).local_app_data == {}
-    assert relation_writes.calls == []
+    assert relation_writes.count("relation_set") == 0
 
 
 def test_every_relation_gets_the_endpoint(provider_ctx: testing.Context) -> None:
@@ -90,7 +89,7 @@ def test_every_relation_gets_the_endpoint(provider_ctx: testing.Context) -> None
 
 
 def test_republishing_the_same_data_writes_nothing(
-    provider_ctx: testing.Context, relation_writes: RelationWrites, ca: Issued
+    provider_ctx: testing.Context, relation_writes: Calls, ca: Issued
 ) -> None:
     """arrange: bags already hold the endpoint. act: publish again. assert: no relation-set."""
     relations = {
@@ -105,13 +104,13 @@ def test_republishing_the_same_data_writes_nothing(
         out = manager.run()
         assert manager.charm.published is False
 
-    assert relation_writes.calls == []
+    assert relation_writes.count("relation_set") == 0
     for relation in relations:
         assert out.get_relation(relation.id).local_app_data == relation.local_app_data
 
 
 def test_only_the_changed_key_is_written(
-    provider_ctx: testing.Context, relation_writes: RelationWrites, ca: Issued
+    provider_ctx: testing.Context, relation_writes: Calls, ca: Issued
 ) -> None:
     """arrange: the URL is current, the CA is new. act: publish. assert: one write of ca_cert."""
     relation = _relation(local_app_data=app_bag(URL))
@@ -121,7 +120,17 @@ def test_only_the_changed_key_is_written(
 
     provider_ctx.run(provider_ctx.on.config_changed(), state)
 
-    assert relation_writes.calls == [(relation.id, True, {"ca_cert": json.dumps(ca.cert_pem)})]
+    assert relation_writes.by_method["relation_set"] == [
+        (
+            (),
+            {
+                "relation_id": relation.id,
+                "data": {"ca_cert": json.dumps(ca.cert_pem)},
+                "is_app": True,
+                "relation_name": "http-endpoint",
+            },
+        )
+    ]
 
 
 def test_dropping_the_ca_deletes_the_key(provider_ctx: testing.Context, ca: Issued) -> None:
@@ -282,9 +291,7 @@ def test_relation_broken_drops_the_endpoint(requirer_ctx: testing.Context) -> No
         assert manager.charm.reading == EndpointReading()
 
 
-def test_requirer_writes_nothing(
-    requirer_ctx: testing.Context, relation_writes: RelationWrites
-) -> None:
+def test_requirer_writes_nothing(requirer_ctx: testing.Context, relation_writes: Calls) -> None:
     """arrange: a provider with data. act: relation-changed. assert: no relation-set at all."""
     relation = _relation("sidekick", remote_app_data=app_bag(URL))
 
@@ -292,7 +299,7 @@ def test_requirer_writes_nothing(
         requirer_ctx.on.relation_changed(relation), testing.State(relations={relation})
     )
 
-    assert relation_writes.calls == []
+    assert relation_writes.count("relation_set") == 0
 
 
 def test_provider_output_is_what_the_requirer_reads(ca: Issued) -> None:

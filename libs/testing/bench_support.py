@@ -1,0 +1,100 @@
+"""Helpers shared by the charms' ``tests/bench/bench.py`` scripts (``make bench``).
+
+The result format is read by ``bench/report.py`` at the repository root, which checks the
+targets; see the README section "Benchmarks".
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_IMPORT_PROBE = (
+    "import sys, time\n"
+    "sys.path[:0] = {paths!r}\n"
+    "start = time.perf_counter()\n"
+    "import {module}\n"
+    "print(time.perf_counter() - start)\n"
+)
+
+
+def cold_import_seconds(module: str, paths: Sequence[str], runs: int = 5) -> float:
+    """Return the median time to import ``module`` in a fresh interpreter, over ``runs``."""
+    probe = _IMPORT_PROBE.format(paths=list(paths), module=module)
+    samples = []
+    for _ in range(runs):
+        # The probe is built from our own module name and paths, not from input.
+        out = subprocess.run(  # noqa: S603
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        )
+        samples.append(float(out.stdout.strip()))
+    return statistics.median(samples)
+
+
+def import_times(charm_paths: Sequence[str], runs: int = 5) -> dict[str, float]:
+    """Return the cold import time of ``charm`` next to that of ``ops``, same interpreter."""
+    return {
+        "charm": cold_import_seconds("charm", charm_paths, runs),
+        "ops": cold_import_seconds("ops", (), runs),
+    }
+
+
+def timed(action: Callable[[], T]) -> tuple[T, float]:
+    """Run ``action`` and return its result with the wall time it took."""
+    start = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - start
+
+
+@dataclass
+class EventStats:
+    """Timings and counts of one event type within a scripted sequence."""
+
+    event: str
+    noop: bool = False
+    expect: dict[str, int] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, seconds: float, counts: dict[str, int]) -> None:
+        """Record one dispatch of the event and what it did."""
+        self.durations.append(seconds)
+        for key, value in counts.items():
+            self.counts[key] = self.counts.get(key, 0) + value
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON form bench/report.py reads."""
+        return {
+            "event": self.event,
+            "noop": self.noop,
+            "expect": self.expect,
+            "runs": len(self.durations),
+            "median_s": statistics.median(self.durations),
+            "max_s": max(self.durations),
+            "counts": self.counts,
+        }
+
+
+def write_results(
+    path: Path,
+    charm: str,
+    sequences: dict[str, list[EventStats]],
+    imports: dict[str, float],
+) -> None:
+    """Write one charm's results where bench/report.py expects them."""
+    data = {
+        "charm": charm,
+        "import_s": imports,
+        "sequences": {name: [e.as_dict() for e in events] for name, events in sequences.items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
