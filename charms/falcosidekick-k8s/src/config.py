@@ -1,8 +1,45 @@
-"""The charm's Juju config options as a validated model."""
+"""The charm's Juju config options as a validated model.
+
+Every rule here exists so that a bad value becomes a Blocked status naming the option,
+instead of a sidekick that starts with a config it silently misreads.
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Literal
+
 import pydantic
+from sidekick import NO_TLS_PORT
+
+Priority = Literal[
+    "emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"
+]
+
+# Custom fields become Loki and Prometheus label names, so they must be valid label names.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Loki's documented tenant ID alphabet.
+_TENANT = re.compile(r"[A-Za-z0-9!._*'()-]{0,150}")
+
+
+def parse_custom_fields(text: str) -> dict[str, str]:
+    """Return ``key:value,key2:value2`` as a dict, or raise ValueError saying what is wrong."""
+    fields: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = (part.strip() for part in item.partition(":"))
+        if not sep or not value:
+            raise ValueError(f"expected 'name:value' pairs separated by commas, got {item!r}")
+        if not _FIELD_NAME.fullmatch(name):
+            raise ValueError(f"field name {name!r} must be letters, digits and underscores")
+        if name.startswith("juju_"):
+            # Falco sets the juju_* topology fields; a custom field would overwrite them and
+            # every alert would claim to come from the wrong unit.
+            raise ValueError(f"field name {name!r} is reserved: Falco sets the juju_* fields")
+        if value.startswith("%"):
+            # Falcosidekick would replace it with one of its environment variables.
+            raise ValueError(f"value of {name!r} must not start with '%'")
+        fields[name] = value
+    return fields
 
 
 class CharmConfig(pydantic.BaseModel):
@@ -11,3 +48,27 @@ class CharmConfig(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(frozen=True)
 
     port: int = pydantic.Field(2801, ge=1, le=65535)
+    minimum_priority: Priority = "debug"
+    custom_fields: dict[str, str] = pydantic.Field(default_factory=dict)
+    loki_tenant: str = ""
+
+    @pydantic.field_validator("port")
+    @classmethod
+    def _port_is_free(cls, port: int) -> int:
+        if port == NO_TLS_PORT:
+            raise ValueError(f"{NO_TLS_PORT} is taken by the plain-HTTP health and metrics port")
+        return port
+
+    @pydantic.field_validator("custom_fields", mode="before")
+    @classmethod
+    def _parse_custom_fields(cls, value: object) -> object:
+        return parse_custom_fields(value) if isinstance(value, str) else value
+
+    @pydantic.field_validator("loki_tenant")
+    @classmethod
+    def _tenant_is_valid(cls, tenant: str) -> str:
+        if not _TENANT.fullmatch(tenant) or tenant in (".", ".."):
+            raise ValueError(
+                "a Loki tenant is at most 150 letters, digits and !-_.*'() characters"
+            )
+        return tenant

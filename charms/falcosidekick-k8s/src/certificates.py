@@ -1,0 +1,67 @@
+"""The sidekick's server certificate over ``certificates`` (tls-certificates, one per unit).
+
+This module imports the tls-certificates library, which pulls in cryptography and many
+pydantic models; the charm imports it only on hooks where a certificate can matter.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+import ops
+from charmlibs.interfaces.tls_certificates import (
+    CertificateRequestAttributes,
+    Mode,
+    TLSCertificatesRequiresV4,
+)
+from sidekick import TlsMaterial
+
+RELATION = "certificates"
+# X.509 limits the common name to 64 characters; the SANs carry every name anyway.
+_MAX_COMMON_NAME = 64
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def certificate_request(names: Sequence[str]) -> CertificateRequestAttributes:
+    """Return the request for a server certificate valid for every name in ``names``.
+
+    The first name is the preferred one (the Service name Falco uses); an ingress address
+    that is an IP goes in the IP SANs, where clients look for it.
+    """
+    dns = [name for name in names if not _is_ip(name)]
+    ips = [name for name in names if _is_ip(name)]
+    common_name = next((name for name in dns if len(name) <= _MAX_COMMON_NAME), None)
+    return CertificateRequestAttributes(
+        common_name=common_name, sans_dns=dns or None, sans_ip=ips or None
+    )
+
+
+def requirer(
+    charm: ops.CharmBase, request: CertificateRequestAttributes, refresh: list[ops.BoundEvent]
+) -> TLSCertificatesRequiresV4:
+    """Return the library object that keeps this unit's key, CSR and certificate in sync."""
+    return TLSCertificatesRequiresV4(
+        charm, RELATION, certificate_requests=[request], mode=Mode.UNIT, refresh_events=refresh
+    )
+
+
+def assigned_material(
+    certificates: TLSCertificatesRequiresV4, request: CertificateRequestAttributes
+) -> TlsMaterial | None:
+    """Return the certificate issued for ``request`` with its key and CA, or None yet."""
+    provider_certificate, private_key = certificates.get_assigned_certificate(request)
+    if provider_certificate is None or private_key is None:
+        return None
+    leaf, ca = provider_certificate.certificate, provider_certificate.ca
+    # Serve the intermediates too: Falco is given only the CA and must build the path.
+    intermediates = [c for c in provider_certificate.chain if c not in (leaf, ca)]
+    chain = "".join(f"{str(cert).strip()}\n" for cert in (leaf, *intermediates))
+    return TlsMaterial(chain=chain, key=f"{str(private_key).strip()}\n", ca=f"{str(ca).strip()}\n")

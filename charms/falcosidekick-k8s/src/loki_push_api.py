@@ -1,0 +1,83 @@
+"""The consumer side of the ``loki_push_api`` interface: where the alerts are pushed.
+
+Wire format (every value is JSON text):
+
+* each provider **unit** bag: ``endpoint`` = ``{"url": "<scheme>://<host>:<port>/loki/api/v1/push"}``;
+* our application bag (leader): ``metadata`` (the Juju topology of this application) and
+  ``alert_rules`` (a LogQL rule file, ``{}`` when there are none).
+
+Several provider units usually give the same URL (one Service or ingress); duplicates are
+dropped. The interface carries no CA: an https endpoint must be signed by a CA the sidekick
+trusts (the system pool, or the CA of our own ``certificates`` provider).
+
+A unit whose ``endpoint`` cannot be used is logged and ignored. When no unit gives a usable
+URL but some gave garbage, the last good URLs are kept rather than dropping the output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import ops
+from databag import read_url, update_changed
+
+logger = logging.getLogger(__name__)
+
+RELATION = "send-loki-logs"
+
+
+def app_data(metadata: Mapping[str, str], alert_rules: Mapping[str, Any]) -> dict[str, str]:
+    """Return our application bag; keys sorted so that equal content is equal text."""
+    return {
+        "metadata": json.dumps(metadata, sort_keys=True),
+        "alert_rules": json.dumps(alert_rules, sort_keys=True),
+    }
+
+
+class LokiPushApiConsumer(ops.Object):
+    """Reads the Loki push endpoints of the related provider, publishes our metadata."""
+
+    _stored = ops.StoredState()  # type: ignore[no-untyped-call]  # ops leaves it untyped
+
+    def __init__(self, charm: ops.CharmBase, relation_name: str = RELATION):
+        super().__init__(charm, relation_name)
+        self._charm = charm
+        self._relation_name = relation_name
+        self._stored.set_default(urls=[])
+
+    @property
+    def relations(self) -> list[ops.Relation]:
+        """The relations of the endpoint."""
+        return list(self._charm.model.relations[self._relation_name])
+
+    def urls(self) -> list[str]:
+        """Return the distinct push URLs of every provider unit, sorted."""
+        urls: set[str] = set()
+        rejected = False
+        for relation in self.relations:
+            for unit in relation.units:
+                try:
+                    url = read_url(relation.data[unit], "endpoint")
+                except ValueError as exc:
+                    logger.warning("ignoring %s data from %s: %s", self._relation_name, unit, exc)
+                    rejected = True
+                    continue
+                if url:
+                    urls.add(url)
+        if not urls and rejected:
+            return list(self._stored.urls)
+        self._stored.urls = sorted(urls)
+        return sorted(urls)
+
+    def publish(self, metadata: Mapping[str, str], alert_rules: Mapping[str, Any]) -> bool:
+        """As leader, write ``metadata`` and ``alert_rules`` where changed; True if written."""
+        if not self._charm.unit.is_leader():
+            return False
+        wanted = app_data(metadata, alert_rules)
+        changed = False
+        for relation in self.relations:
+            changed = update_changed(relation.data[self._charm.app], wanted) or changed
+        return changed

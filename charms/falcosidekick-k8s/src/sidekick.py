@@ -1,0 +1,271 @@
+"""Falcosidekick in its container: config file, TLS files and Pebble layer, changed only on need.
+
+The desired state is plain data (:class:`Settings`); the rendering functions are pure, and
+:class:`Workload` is the only code that touches the container. Falcosidekick reads its config
+only at start, so a changed file needs a restart: the Pebble service carries a digest of the
+files it runs with, which makes "files changed" and "service definition changed" the same
+thing and lets one ``replan`` do exactly one restart, whatever changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import ops
+import yaml
+from charmlibs import pathops
+
+logger = logging.getLogger(__name__)
+
+CONTAINER = "falcosidekick"
+SERVICE = "falcosidekick"
+CHECK = "falcosidekick-up"
+LAYER = "falcosidekick"
+# The upstream image's WORKDIR is /app and its non-root user has uid 1234.
+BINARY = "/app/falcosidekick"
+USER = "falcosidekick"
+USER_ID = 1234
+GROUP = "falcosidekick"
+
+CONFIG_DIR = "/etc/falcosidekick"
+CONFIG_FILE = f"{CONFIG_DIR}/falcosidekick.yaml"
+TLS_DIR = f"{CONFIG_DIR}/tls"
+CERT_FILE = f"{TLS_DIR}/server.crt"
+KEY_FILE = f"{TLS_DIR}/server.key"
+CA_FILE = f"{TLS_DIR}/ca.crt"
+
+LOOPBACK = "127.0.0.1"
+NO_TLS_PORT = 2810
+# Served in plain HTTP on NO_TLS_PORT when TLS is on: probes and scrapers need no certificate,
+# and the alert input (`/`, also the catch-all) stays on the TLS port only.
+NO_TLS_PATHS = ("/healthz", "/metrics")
+LOKI_PUSH_PATH = "/loki/api/v1/push"
+# The topology fields the falco charm adds to every alert's output_fields. Low cardinality:
+# they say where an alert came from, and are the same for every alert of a unit.
+TOPOLOGY_LABELS = ("juju_model", "juju_model_uuid", "juju_application", "juju_unit", "juju_charm")
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """The server's certificate chain, private key and the CA that signed them, as PEM."""
+
+    chain: str
+    key: str
+    ca: str
+
+
+@dataclass(frozen=True)
+class LokiOutput:
+    """Where alerts are pushed, and how."""
+
+    url: str
+    tenant: str = ""
+    minimum_priority: str = "debug"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Falcosidekick's configuration depends on."""
+
+    port: int
+    listen_on_network: bool
+    tls: TlsMaterial | None = None
+    loki: LokiOutput | None = None
+    custom_fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def health_url(self) -> str:
+        """An endpoint that answers in plain HTTP in the current TLS mode."""
+        port = NO_TLS_PORT if self.tls else self.port
+        return f"http://{LOOPBACK}:{port}/healthz"
+
+
+@dataclass(frozen=True)
+class LocalEndpoints:
+    """How the running sidekick is reached from inside the pod, read from its config."""
+
+    alert_base: str
+    metrics_url: str
+    tls: bool
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """Return ``(scheme://host:port, path)``: sidekick wants them as two settings."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc}", (slash + path if path else LOKI_PUSH_PATH)
+
+
+def render_config(settings: Settings) -> dict[str, Any]:
+    """Return Falcosidekick's configuration as data (key names as in its config_example)."""
+    config: dict[str, Any] = {
+        "listenaddress": "" if settings.listen_on_network else LOOPBACK,
+        "listenport": settings.port,
+        "debug": False,
+        "tlsserver": {"deploy": False},
+    }
+    if settings.custom_fields:
+        config["customfields"] = dict(settings.custom_fields)
+    if settings.tls:
+        config["tlsserver"] = {
+            "deploy": True,
+            "certfile": CERT_FILE,
+            "keyfile": KEY_FILE,
+            "notlsport": NO_TLS_PORT,
+            "notlspaths": list(NO_TLS_PATHS),
+        }
+    if settings.loki:
+        hostport, endpoint = _split_url(settings.loki.url)
+        loki: dict[str, Any] = {
+            "hostport": hostport,
+            "endpoint": endpoint,
+            "format": "json",
+            "extralabels": ",".join(TOPOLOGY_LABELS),
+            "minimumpriority": settings.loki.minimum_priority,
+            "checkcert": True,
+        }
+        if settings.loki.tenant:
+            loki["tenant"] = settings.loki.tenant
+        config["loki"] = loki
+        if settings.tls and hostport.startswith("https://"):
+            # Appended to the system pool: a Loki signed by the same CA as our own certificate
+            # (one certificates provider for the model) is trusted, public CAs still are.
+            config["tlsclient"] = {"cacertfile": CA_FILE}
+    return config
+
+
+def render_files(settings: Settings) -> dict[str, tuple[str, int]]:
+    """Return every file the sidekick needs: path -> (content, mode)."""
+    files = {CONFIG_FILE: (yaml.safe_dump(render_config(settings), sort_keys=True), 0o600)}
+    if settings.tls:
+        files[CERT_FILE] = (settings.tls.chain, 0o644)
+        files[KEY_FILE] = (settings.tls.key, 0o600)
+        files[CA_FILE] = (settings.tls.ca, 0o644)
+    return files
+
+
+def files_digest(files: Mapping[str, tuple[str, int]]) -> str:
+    """Return a digest of the files the service runs with (the private key is not hashed)."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        if path != KEY_FILE:
+            digest.update(f"{path}\0{files[path][0]}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def render_layer(settings: Settings, digest: str) -> ops.pebble.LayerDict:
+    """Return the Pebble layer: the service as the image's user, and its health check."""
+    return {
+        "summary": "Falcosidekick",
+        "services": {
+            SERVICE: {
+                "override": "replace",
+                "summary": "Falcosidekick: receives Falco alerts, forwards them to outputs",
+                "command": f"{BINARY} -c {CONFIG_FILE}",
+                "startup": "enabled",
+                "user": USER,
+                "user-id": USER_ID,
+                "group": GROUP,
+                # Not read by the sidekick: changes whenever a file it reads at start changes.
+                "environment": {"CHARM_FILES_DIGEST": digest},
+                "on-check-failure": {CHECK: "restart"},
+            }
+        },
+        "checks": {
+            CHECK: {
+                "override": "replace",
+                "level": "alive",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 3,
+                "http": {"url": settings.health_url},
+            }
+        },
+    }
+
+
+class Workload:
+    """The falcosidekick container. Pebble errors propagate: the caller decides to wait."""
+
+    def __init__(self, container: ops.Container):
+        self._container = container
+
+    def _path(self, path: str) -> pathops.ContainerPath:
+        return pathops.ContainerPath(path, container=self._container)
+
+    def _read(self, path: str) -> str | None:
+        try:
+            return self._path(path).read_text()
+        except FileNotFoundError:
+            return None
+
+    def deployed_tls(self) -> TlsMaterial | None:
+        """Return the TLS material the sidekick currently serves, if any."""
+        chain, key, ca = (self._read(path) for path in (CERT_FILE, KEY_FILE, CA_FILE))
+        return TlsMaterial(chain, key, ca) if chain and key and ca else None
+
+    def deployed_endpoints(self) -> LocalEndpoints | None:
+        """Return where the running config listens, or None before the first config."""
+        text = self._read(CONFIG_FILE)
+        if text is None:
+            return None
+        config = yaml.safe_load(text)
+        port = config["listenport"]
+        tls = bool(config["tlsserver"]["deploy"])
+        metrics_port = config["tlsserver"]["notlsport"] if tls else port
+        return LocalEndpoints(
+            alert_base=f"{'https' if tls else 'http'}://{LOOPBACK}:{port}",
+            metrics_url=f"http://{LOOPBACK}:{metrics_port}/metrics",
+            tls=tls,
+        )
+
+    def is_running(self) -> bool:
+        """Return whether Pebble reports the service as running."""
+        service = self._container.get_services(SERVICE).get(SERVICE)
+        return service is not None and service.is_running()
+
+    def is_healthy(self) -> bool:
+        """Return False only when Pebble's health check reports the sidekick down."""
+        checks = self._container.get_checks(CHECK)
+        return all(check.status != ops.pebble.CheckStatus.DOWN for check in checks.values())
+
+    def apply(self, settings: Settings) -> bool:
+        """Converge the container on ``settings``; return True if the service was (re)started.
+
+        Raises ops.pebble.ChangeError when Pebble cannot start the service.
+        """
+        files = render_files(settings)
+        self._ensure_dirs()
+        for path, (content, mode) in files.items():
+            if self._read(path) != content:
+                self._path(path).write_text(content, mode=mode, user=USER, group=GROUP)
+        if not settings.tls:
+            # A key that is no longer served should not stay around.
+            for path in (CERT_FILE, KEY_FILE, CA_FILE):
+                stale = self._path(path)
+                if stale.exists():
+                    stale.unlink()
+        layer = render_layer(settings, files_digest(files))
+        plan = self._container.get_plan()
+        wanted = ops.pebble.Layer(layer)
+        if (
+            plan.services.get(SERVICE) == wanted.services[SERVICE]
+            and plan.checks.get(CHECK) == wanted.checks[CHECK]
+        ):
+            if self.is_running():
+                return False
+        else:
+            self._container.add_layer(LAYER, layer, combine=True)
+        logger.info("(re)starting falcosidekick with its new configuration")
+        self._container.replan()
+        return True
+
+    def _ensure_dirs(self) -> None:
+        for path, mode in ((CONFIG_DIR, 0o750), (TLS_DIR, 0o700)):
+            directory = self._path(path)
+            if not directory.exists():
+                directory.mkdir(mode=mode, parents=True, user=USER, group=GROUP)

@@ -1,0 +1,123 @@
+"""Building blocks for ops.testing states of the falcosidekick-k8s charm (tests and bench).
+
+The remote sides are played for real: a certificates provider that signs the CSR our unit
+wrote (with a CA from tls_material), an ingress provider that answers with a URL, Loki units
+that publish push endpoints. The container's /etc/falcosidekick is a mount on a real
+directory, so what the charm wrote in one run is there in the next, as in a real pod.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from ops import testing
+from tls_material import Issued
+
+CONTAINER = "falcosidekick"
+CONFIG_DIR = "/etc/falcosidekick"
+MODEL = testing.Model(name="fmodel", uuid="00000000-0000-4000-8000-000000000001")
+SERVICE_FQDN = "falcosidekick-k8s.fmodel.svc.cluster.local"
+POD_FQDN = "falcosidekick-k8s-0.falcosidekick-k8s-endpoints.fmodel.svc.cluster.local"
+
+
+def container(root: Path, can_connect: bool = True, **kwargs: Any) -> testing.Container:
+    """Return the workload container with its config directory kept in ``root``."""
+    return testing.Container(
+        CONTAINER,
+        can_connect=can_connect,
+        mounts={"config": testing.Mount(location=CONFIG_DIR, source=root)},
+        **kwargs,
+    )
+
+
+def state(root: Path, **kwargs: Any) -> testing.State:
+    """Return a state in the test model with the container rooted at ``root``."""
+    kwargs.setdefault("containers", {container(root)})
+    kwargs.setdefault("model", MODEL)
+    return testing.State(**kwargs)
+
+
+def rendered_config(root: Path) -> dict[str, Any]:
+    """Return the sidekick config the charm wrote, parsed back."""
+    data = yaml.safe_load((root / "falcosidekick.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def sign_csr(csr_pem: str, ca: Issued, days: int = 90) -> str:
+    """Return a certificate for ``csr_pem`` signed by ``ca``, as a provider would issue it."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    ca_key = serialization.load_pem_private_key(ca.key_pem.encode(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    builder = builder.add_extension(san.value, critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def requested_csrs(relation: testing.Relation) -> list[str]:
+    """Return the CSRs our unit put in its bag on ``relation``."""
+    raw = relation.local_unit_data.get("certificate_signing_requests", "[]")
+    return [request["certificate_signing_request"] for request in json.loads(raw)]
+
+
+def issue_certificates(relation: testing.Relation, ca: Issued, days: int = 90) -> testing.Relation:
+    """Return ``relation`` with the provider's answer to every CSR of our unit."""
+    answers = [
+        {
+            "certificate_signing_request": csr,
+            "certificate": (cert := sign_csr(csr, ca, days)),
+            "ca": ca.cert_pem,
+            "chain": [cert, ca.cert_pem],
+        }
+        for csr in requested_csrs(relation)
+    ]
+    return dataclasses.replace(relation, remote_app_data={"certificates": json.dumps(answers)})
+
+
+def ingress_relation(url: str | None = None, **kwargs: Any) -> testing.Relation:
+    """Return an ingress relation, answered with ``url`` when given."""
+    data = {"ingress": json.dumps({"url": url})} if url else {}
+    return testing.Relation("ingress", remote_app_name="traefik", remote_app_data=data, **kwargs)
+
+
+def loki_relation(*urls: str, **kwargs: Any) -> testing.Relation:
+    """Return a send-loki-logs relation whose units publish ``urls``, one each."""
+    units = {number: {"endpoint": json.dumps({"url": url})} for number, url in enumerate(urls)}
+    return testing.Relation(
+        "send-loki-logs",
+        remote_app_name="otelcol",
+        remote_units_data=units or {0: {}},
+        **kwargs,
+    )
+
+
+def relation(out: testing.State, endpoint: str) -> testing.Relation:
+    """Return the only relation of ``endpoint`` in ``out``."""
+    (found,) = (r for r in out.relations if r.endpoint == endpoint)
+    assert isinstance(found, testing.Relation)
+    return found
+
+
+def replace_relation(out: testing.State, new: testing.Relation, **kwargs: Any) -> testing.State:
+    """Return ``out`` with ``new`` in place of the relation that has its id."""
+    relations = {r for r in out.relations if r.id != new.id} | {new}
+    return dataclasses.replace(out, relations=relations, **kwargs)
