@@ -1,27 +1,242 @@
 #!/usr/bin/env python3
-"""Juju charm for Falco, a machine subordinate that runs runtime security detection."""
+"""Juju charm for Falco, a machine subordinate that runs runtime security detection.
+
+The charm only wires Juju to the workload modules: every event runs one reconcile that reads
+all inputs and converges the machine, and the status is derived from what is observed on the
+machine. See README.md for which option causes a hot reload and which a restart.
+"""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import alert_destination
+import falco_config
+import kernel
+import kmod
 import ops
+import payload
+import service
+import systemd_unit
+from charm_config import InvalidConfigError, load_charm_config
+from config import FalcoConfig
 from falcosidekick_http_endpoint import HttpEndpointRequirer
+from layout import SERVICE_NAME, Layout
 
 logger = logging.getLogger(__name__)
+
+RESOURCE = "falco"
+BUNDLED_PAYLOAD = Path("payload") / "falco.tar.gz"
 
 
 class FalcoCharm(ops.CharmBase):
     """Runs Falco on the principal's machine and sends its alerts to Falcosidekick."""
 
+    # Everything the charm touches on the machine hangs off this root; tests move it.
+    filesystem_root = Path("/")
+
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self.http_endpoint = HttpEndpointRequirer(self)
-        framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
+        self._layout = Layout(self.filesystem_root)
+        self.http_endpoint = HttpEndpointRequirer(self, alert_destination.RELATION)
+        on = self.on
+        for event in (on.install, on.upgrade_charm):
+            framework.observe(event, self._on_payload_may_change)
+        framework.observe(on.config_changed, self._on_config_changed)
+        for event in (
+            on.start,
+            on.update_status,
+            on[alert_destination.RELATION].relation_joined,
+            on[alert_destination.RELATION].relation_changed,
+            on[alert_destination.RELATION].relation_broken,
+        ):
+            framework.observe(event, self._on_input_changed)
+        framework.observe(on.stop, self._on_stop)
+        framework.observe(on.remove, self._on_remove)
+        framework.observe(on.collect_unit_status, self._on_collect_unit_status)
+
+    def _on_payload_may_change(self, _: ops.EventBase) -> None:
+        # Only install and upgrade-charm (which `juju attach-resource` also triggers) can
+        # bring a new tarball; hashing tens of MB on every hook would be waste.
+        self._reconcile(refresh_payload=True, operator_action=True)
+
+    def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
+        self._reconcile(operator_action=True)
+
+    def _on_input_changed(self, _: ops.EventBase) -> None:
+        self._reconcile()
+
+    def _on_stop(self, _: ops.StopEvent) -> None:
+        service.stop_and_forget(self._layout)
+
+    def _on_remove(self, _: ops.RemoveEvent) -> None:
+        service.stop_and_forget(self._layout)
+        kmod.remove(self._layout)
+        service.purge(self._layout)
+
+    def _reconcile(self, refresh_payload: bool = False, operator_action: bool = False) -> None:
+        """Converge the machine to what config, payload and relations ask for.
+
+        Every early return leaves what runs untouched; collect-status explains why.
+        """
+        try:
+            config = load_charm_config(self, FalcoConfig)
+        except InvalidConfigError:
+            return
+        current = self._ensure_payload(refresh_payload)
+        if current is None:
+            return
+        choice = kernel.choose(config.driver, self._layout, current.driver_sources is not None)
+        if choice.engine_kind is None:
+            return
+        if choice.engine_kind == kernel.KMOD and current.driver_sources is not None:
+            release = kernel.kernel_release(self._layout)
+            try:
+                kmod.ensure_module(self._layout, current.driver_sources, release, operator_action)
+            except kmod.KmodError as exc:
+                logger.error("cannot build the Falco kernel module: %s", exc)
+                return
+        destination = alert_destination.choose(self.http_endpoint.read(), self._layout)
+        outcome = service.converge(
+            self._layout, self._desired(config, current, choice, destination)
+        )
+        if outcome.problem is not None:
+            logger.error("Falco left as it was: %s", outcome.problem)
+            return
+        if outcome.action is not service.Action.NONE:
+            logger.info("Falco %s applied (%s)", outcome.action.value, current.falco_version)
+        for stale in payload.prune(self._layout, keep=current):
+            logger.info("removed the replaced payload %s", stale)
+
+    def _desired(
+        self,
+        config: FalcoConfig,
+        current: payload.Payload,
+        choice: kernel.DriverChoice,
+        destination: alert_destination.Destination,
+    ) -> service.Desired:
+        engine = str(choice.engine_kind)
+        data = falco_config.build(
+            falco_config.ConfigInputs(
+                payload=current,
+                engine_kind=engine,
+                buffer_size_preset=config.buffer_size_preset,
+                outputs_queue_capacity=config.outputs_queue_capacity,
+                topology=falco_config.Topology(
+                    model=self.model.name,
+                    model_uuid=self.model.uuid,
+                    application=self.app.name,
+                    unit=self.unit.name,
+                    charm_name=self.meta.name,
+                ),
+                http=destination.http,
+            )
+        )
+        unit = systemd_unit.render(
+            systemd_unit.UnitInputs(
+                falco_binary=current.falco_binary,
+                config_file=self._layout.config_file,
+                kill_binary=self._layout.kill_binary,
+                engine_kind=engine,
+                modprobe_binary=self._layout.modprobe_binary,
+            )
+        )
+        return service.Desired(
+            falco_binary=current.falco_binary,
+            config=data,
+            config_text=falco_config.render(data),
+            unit_text=unit,
+            http_ca_pem=destination.ca_pem,
+        )
+
+    def _ensure_payload(self, refresh: bool) -> payload.Payload | None:
+        """Return the payload to run, unpacking a new candidate when one may have arrived."""
+        current = payload.installed(self._layout)
+        if current is not None and not refresh:
+            return current
+        tarball = self._payload_source()
+        if tarball is None:
+            return current
+        sha256 = payload.digest(tarball)
+        refused = payload.rejection(self._layout)
+        if (current is not None and current.sha256 == sha256) or (
+            refused is not None and refused.sha256 == sha256
+        ):
+            return current
+        try:
+            candidate = payload.stage(self._layout, tarball, sha256)
+        except payload.PayloadError as exc:
+            logger.error("refusing the Falco payload %s: %s", tarball, exc)
+            payload.record_rejection(self._layout, sha256, str(exc))
+            return current
+        payload.record(self._layout, candidate)
+        self.unit.set_workload_version(candidate.falco_version)
+        return candidate
+
+    def _payload_source(self) -> Path | None:
+        """Return the attached ``falco`` resource if there is one, else the bundled tarball."""
+        try:
+            attached: Path | None = self.model.resources.fetch(RESOURCE)
+        except ops.ModelError:
+            attached = None
+        # Charmhub needs a resource revision to exist; an empty file means "none attached".
+        if attached is not None and attached.stat().st_size > 0:
+            return attached
+        bundled = self.charm_dir / BUNDLED_PAYLOAD
+        return bundled if bundled.is_file() else None
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        # This revision carries no Falco payload yet, so nothing watches this machine.
-        event.add_status(ops.BlockedStatus("Falco is not installed: no payload in this revision"))
+        for status in self._observed_status():
+            event.add_status(status)
+        event.add_status(ops.ActiveStatus())
+
+    def _observed_status(self) -> list[ops.StatusBase]:
+        """Return what is wrong or worth knowing, from facts observed on the machine."""
+        try:
+            config = load_charm_config(self, FalcoConfig)
+        except InvalidConfigError as exc:
+            return [ops.BlockedStatus(str(exc))]
+        found: list[ops.StatusBase] = []
+        refused = payload.rejection(self._layout)
+        if refused is not None:
+            found.append(ops.BlockedStatus(f"'{RESOURCE}' resource refused: {refused.reason}"))
+        current = payload.installed(self._layout)
+        if current is None:
+            return [
+                *found,
+                ops.BlockedStatus("no usable Falco payload: attach the 'falco' resource"),
+            ]
+        choice = kernel.choose(config.driver, self._layout, current.driver_sources is not None)
+        problems = [
+            choice.reason if choice.engine_kind is None else None,
+            kmod.failure(self._layout) if choice.engine_kind == kernel.KMOD else None,
+            service.config_rejection(self._layout),
+        ]
+        found.extend(ops.BlockedStatus(problem) for problem in problems if problem)
+        if not service.is_running():
+            state = "failed" if service.has_failed() else "not running"
+            found.append(
+                ops.BlockedStatus(f"Falco is {state}: see `journalctl -u {SERVICE_NAME}`")
+            )
+        found.extend(self._destination_status())
+        return found
+
+    def _destination_status(self) -> list[ops.StatusBase]:
+        reading = self.http_endpoint.read()
+        destination = alert_destination.choose(reading, self._layout)
+        if destination.rejected:
+            kept = "keeping the previous destination" if destination.http else "alerts stay local"
+            return [
+                ops.BlockedStatus(
+                    f"http-endpoint data ignored ({kept}): {destination.rejected[0]}"
+                )
+            ]
+        if destination.pending:
+            return [ops.WaitingStatus(f"waiting for {destination.pending[0]} to publish its URL")]
+        if destination.http is None:
+            return [ops.ActiveStatus("alerts stay on this host: integrate http-endpoint")]
+        return []
 
 
 if __name__ == "__main__":  # pragma: no cover

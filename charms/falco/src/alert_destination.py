@@ -1,0 +1,65 @@
+"""Decide where Falco sends alerts from what http-endpoint says. No Ops calls.
+
+The falcosidekick_http_endpoint library reads and checks the relation data; this module turns
+its reading into Falco's http_output. Data the library rejected is never used: the charm
+keeps the destination it already had on disk (last known good) and says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import falco_config
+from falco_config import HttpDestination
+from falcosidekick_http_endpoint import EndpointReading
+from layout import Layout
+
+RELATION = "http-endpoint"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where alerts go, the CA to write for it, and what the operator should know."""
+
+    http: HttpDestination | None = None
+    ca_pem: str | None = None
+    pending: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+
+
+def _last_known_good(layout: Layout) -> tuple[HttpDestination | None, str | None]:
+    """Return the http destination and CA the running config already uses."""
+    try:
+        current = falco_config.parse(layout.config_file.read_text()) or {}
+    except OSError:
+        return None, None
+    http = current.get("http_output")
+    if not isinstance(http, dict) or not http.get("enabled") or not http.get("url"):
+        return None, None
+    ca_pem = None
+    if http.get("ca_cert"):
+        try:
+            ca_pem = layout.http_ca_file.read_text()
+        except OSError:
+            ca_pem = None
+    ca_file = layout.http_ca_file if ca_pem is not None else None
+    return HttpDestination(url=str(http["url"]), ca_file=ca_file), ca_pem
+
+
+def choose(reading: EndpointReading, layout: Layout) -> Destination:
+    """Return where alerts go for ``reading`` (the endpoint has ``limit: 1``)."""
+    rejected = tuple(f"{app}: {why}" for app, why in sorted(reading.rejected.items()))
+    pending = tuple(sorted(reading.pending))
+    if reading.endpoints:
+        _, endpoint = sorted(reading.endpoints.items())[0]
+        ca_file = layout.http_ca_file if endpoint.ca_cert else None
+        return Destination(
+            http=HttpDestination(url=endpoint.url, ca_file=ca_file),
+            ca_pem=endpoint.ca_cert,
+            pending=pending,
+            rejected=rejected,
+        )
+    if rejected:
+        http, ca_pem = _last_known_good(layout)
+        return Destination(http=http, ca_pem=ca_pem, pending=pending, rejected=rejected)
+    return Destination(pending=pending)

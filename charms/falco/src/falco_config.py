@@ -1,0 +1,236 @@
+"""Build the one falco.yaml the charm renders, as data. No Ops, no I/O.
+
+Every key Falco reads is set here on purpose: Falco's code defaults differ from its shipped
+falco.yaml (``engine.kind`` defaults to kmod, stdout and syslog outputs off, ...), so a key
+left out is a decision too. Each ``_section`` function owns one concern; new concerns (rules
+from git and rule selection, metrics and a local alert file) are new sections.
+
+Falco hot-restarts itself when the watched falco.yaml is replaced. ``RESTART_KEYS`` lists
+the sections whose change the charm applies with a full service restart instead: the
+engine, the plugins and where alerts go (the http CA file is not watched by Falco).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from payload import Payload
+
+CONTAINER_PLUGIN_INIT = {"label_max_len": 100, "with_size": False}
+# Falco retries a POST only while libcurl reports a timeout. Five retries ride out a sidekick
+# pod being rescheduled; beyond that the single output worker would stall every output, and
+# the bounded queue is the better place to absorb a longer outage (it drops and counts).
+HTTP_MAX_CONSECUTIVE_TIMEOUTS = 5
+# Milliseconds an output may block before Falco logs "all output channels are blocked".
+OUTPUT_TIMEOUT_MS = 2000
+SYSTEM_CA_PATH = "/etc/ssl/certs"
+
+RESTART_KEYS = (
+    "engine",
+    "load_plugins",
+    "plugins",
+    "stdout_output",
+    "syslog_output",
+    "file_output",
+    "http_output",
+    "webserver",
+)
+
+HEADER = (
+    "# Rendered by the falco Juju charm; local edits are overwritten.\n"
+    "# Change Falco through `juju config` and relations instead.\n"
+)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where this Falco runs in Juju; added to every alert so its origin is never lost."""
+
+    model: str
+    model_uuid: str
+    application: str
+    unit: str
+    charm_name: str
+
+
+@dataclass(frozen=True)
+class HttpDestination:
+    """Where alerts are POSTed, and the CA file to verify the server with (None: system)."""
+
+    url: str
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ConfigInputs:
+    """Everything falco.yaml depends on."""
+
+    payload: Payload
+    engine_kind: str
+    buffer_size_preset: int
+    outputs_queue_capacity: int
+    topology: Topology
+    http: HttpDestination | None = None
+
+
+def _engine(inputs: ConfigInputs) -> dict[str, Any]:
+    tuning: dict[str, Any] = {
+        "buf_size_preset": inputs.buffer_size_preset,
+        "drop_failed_exit": False,
+    }
+    if inputs.engine_kind == "modern_ebpf":
+        tuning["cpus_for_each_buffer"] = 2
+    return {"engine": {"kind": inputs.engine_kind, inputs.engine_kind: tuning}}
+
+
+def _plugins(inputs: ConfigInputs) -> dict[str, Any]:
+    # Only the container plugin: the default rules need it. Listener plugins (k8saudit,
+    # json) open network ports on every host and are never loaded unless asked for.
+    return {
+        "load_plugins": ["container"],
+        "plugins": [
+            {
+                "name": "container",
+                "library_path": str(inputs.payload.container_plugin),
+                # An empty map reaches the plugin as JSON null and it refuses to start.
+                "init_config": dict(CONTAINER_PLUGIN_INIT),
+            }
+        ],
+        "plugins_hostinfo": True,
+    }
+
+
+def _rules(inputs: ConfigInputs) -> dict[str, Any]:
+    return {
+        # No config_files: the principal's /etc/falco/config.d must not leak in.
+        "config_files": [],
+        # Keeps hot reload working (SIGHUP is ignored without it up to 0.44.1).
+        "watch_config_files": True,
+        "rules_files": [str(inputs.payload.default_rules)],
+        "priority": "debug",
+        "rule_matching": "first",
+    }
+
+
+def _alert_format(inputs: ConfigInputs) -> dict[str, Any]:
+    topology = inputs.topology
+    # Falcosidekick rejects alerts without output_fields and labels Loki streams with
+    # exactly these names, so both the JSON layout and the names are part of the contract.
+    extra_fields = [
+        {"juju_unit": topology.unit},
+        {"juju_application": topology.application},
+        {"juju_model": topology.model},
+        {"juju_model_uuid": topology.model_uuid},
+        {"juju_charm": topology.charm_name},
+    ]
+    return {
+        "json_output": True,
+        "json_include_output_property": True,
+        "json_include_output_fields_property": True,
+        "json_include_tags_property": True,
+        "json_include_message_property": False,
+        "time_format_iso_8601": True,
+        "append_output": [{"suggested_output": True}, {"extra_fields": extra_fields}],
+    }
+
+
+def _http_output(http: HttpDestination | None) -> dict[str, Any]:
+    if http is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "url": http.url,
+        "user_agent": "falcosecurity/falco",
+        "insecure": False,
+        # With ca_cert set, libcurl trusts that CA only: exactly the sidekick's issuer.
+        "ca_cert": str(http.ca_file) if http.ca_file else "",
+        "ca_bundle": "",
+        # Used by Falco only when ca_cert is empty (a publicly trusted ingress certificate).
+        "ca_path": SYSTEM_CA_PATH,
+        "mtls": False,
+        "echo": False,
+        "compress_uploads": False,
+        "keep_alive": False,
+        "max_consecutive_timeouts": HTTP_MAX_CONSECUTIVE_TIMEOUTS,
+    }
+
+
+def _outputs(inputs: ConfigInputs) -> dict[str, Any]:
+    return {
+        # Bounded: when outputs stall, Falco drops (and counts) instead of growing until the
+        # OOM killer ends detection altogether.
+        "outputs_queue": {"capacity": inputs.outputs_queue_capacity},
+        "buffered_outputs": False,
+        "output_timeout": OUTPUT_TIMEOUT_MS,
+        # Alerts always stay on the host too: stdout goes to the journal of the unit.
+        "stdout_output": {"enabled": True},
+        "syslog_output": {"enabled": False},
+        "file_output": {"enabled": False},
+        "http_output": _http_output(inputs.http),
+        # The webserver (healthz, metrics) listens on all interfaces by default; it is
+        # enabled on loopback only when metrics are wanted.
+        "webserver": {"enabled": False},
+    }
+
+
+def _health(inputs: ConfigInputs) -> dict[str, Any]:
+    return {
+        # Falco's own logs go to stderr, which systemd puts in the journal; syslog would
+        # only duplicate them there.
+        "log_stderr": True,
+        "log_syslog": False,
+        "log_level": "info",
+        "libs_logger": {"enabled": True, "severity": "warning"},
+        "syscall_event_timeouts": {"max_consecutives": 1000},
+        "syscall_event_drops": {
+            "threshold": 0.1,
+            "actions": ["log", "alert"],
+            "rate": 0.03333,
+            "max_burst": 1,
+            "simulate_drops": False,
+        },
+        "metrics": {"enabled": False},
+    }
+
+
+SECTIONS: tuple[Callable[[ConfigInputs], dict[str, Any]], ...] = (
+    _engine,
+    _plugins,
+    _rules,
+    _alert_format,
+    _outputs,
+    _health,
+)
+
+
+def build(inputs: ConfigInputs) -> dict[str, Any]:
+    """Return the complete falco.yaml content for ``inputs``."""
+    config: dict[str, Any] = {}
+    for section in SECTIONS:
+        config.update(section(inputs))
+    return config
+
+
+def render(config: dict[str, Any]) -> str:
+    """Return ``config`` as the text of falco.yaml."""
+    return HEADER + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def parse(text: str) -> dict[str, Any] | None:
+    """Return the data of a falco.yaml text, or None if it is not a YAML mapping."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def needs_restart(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Return whether going from ``current`` to ``wanted`` must restart the service."""
+    if current is None:
+        return True
+    return any(current.get(key) != wanted.get(key) for key in RESTART_KEYS)

@@ -1,0 +1,132 @@
+"""Every path the charm reads or writes on the machine, in one place.
+
+The charm shares the machine with its principal, so everything it creates lives under names
+it owns (``juju-falco``) and nothing of the principal's (``/etc/falco``, ``/root/.ssh``, a
+``falco`` package the operator may have installed) is ever touched. ``remove`` deletes
+exactly the paths listed here.
+
+All paths hang off ``root`` so that tests run the real code against a temporary directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICE_NAME = "juju-falco"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The charm's files on one machine, rooted at ``root`` ("/" in production)."""
+
+    root: Path = Path("/")
+
+    def _path(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    # --- payload: extracted release tarballs, one directory per tarball digest ---
+    @property
+    def payload_parent(self) -> Path:
+        """Where extracted payloads live; several only while one replaces another."""
+        return self._path("/opt/juju-falco")
+
+    def payload_dir(self, sha256: str) -> Path:
+        """Return the directory holding the extracted tarball with digest ``sha256``.
+
+        Naming it by digest makes a new payload a new path: the rendered config and unit
+        change with it, so "new binary" falls out of the ordinary compare-and-restart.
+        """
+        return self.payload_parent / f"payload-{sha256[:16]}"
+
+    # --- configuration Falco reads ---
+    @property
+    def config_dir(self) -> Path:
+        """Charm-owned configuration directory (not /etc/falco, which a package may own)."""
+        return self._path("/etc/juju-falco")
+
+    @property
+    def config_file(self) -> Path:
+        """The one falco.yaml the charm renders."""
+        return self.config_dir / "falco.yaml"
+
+    @property
+    def staged_config_file(self) -> Path:
+        """A candidate falco.yaml, checked with ``falco --dry-run`` before it goes live.
+
+        It sits next to the live file so that going live is an atomic rename; Falco watches
+        the live file only, not the directory.
+        """
+        return self.config_dir / ".falco.yaml.staged"
+
+    @property
+    def http_ca_file(self) -> Path:
+        """The CA that signed the sidekick's certificate, as published on http-endpoint."""
+        return self.config_dir / "http-endpoint-ca.pem"
+
+    # --- charm state ---
+    @property
+    def state_dir(self) -> Path:
+        """Charm-private records: the payload in use, a refused resource, the kmod build."""
+        return self._path("/var/lib/juju-falco")
+
+    @property
+    def payload_record(self) -> Path:
+        """Which extracted payload the charm uses, with its versions."""
+        return self.state_dir / "payload.json"
+
+    @property
+    def payload_rejection(self) -> Path:
+        """Why the last candidate payload was refused, so the status can keep saying it."""
+        return self.state_dir / "payload-rejected.json"
+
+    # --- systemd ---
+    @property
+    def unit_file(self) -> Path:
+        """The systemd unit the charm renders."""
+        return self._path(f"/etc/systemd/system/{SERVICE_NAME}.service")
+
+    # --- kernel and tools the charm inspects or the unit calls ---
+    @property
+    def btf_vmlinux(self) -> Path:
+        """Kernel BTF, which the modern eBPF probe needs (CO-RE relocations)."""
+        return self._path("/sys/kernel/btf/vmlinux")
+
+    @property
+    def kernel_release_file(self) -> Path:
+        """The running kernel's release string, as `uname -r` prints it."""
+        return self._path("/proc/sys/kernel/osrelease")
+
+    @property
+    def lockdown_file(self) -> Path:
+        """Kernel lockdown mode; "integrity" or stricter refuses unsigned modules."""
+        return self._path("/sys/kernel/security/lockdown")
+
+    @property
+    def container_marker(self) -> Path:
+        """Inside a container, systemd writes the container manager's name here."""
+        return self._path("/run/systemd/container")
+
+    @property
+    def dkms_source_parent(self) -> Path:
+        """DKMS builds modules from /usr/src/<module>-<version>."""
+        return self._path("/usr/src")
+
+    @property
+    def kill_binary(self) -> Path:
+        """Absolute path of kill(1) for ExecReload (systemd does not search PATH reliably)."""
+        return self._path("/usr/bin/kill")
+
+    @property
+    def modprobe_binary(self) -> Path:
+        """Absolute path of modprobe(8), which loads the DKMS-built module before Falco."""
+        return self._path("/usr/sbin/modprobe")
+
+    def owned_paths(self) -> tuple[Path, ...]:
+        """Every top-level path the charm creates, for ``remove`` to delete."""
+        return (
+            self.unit_file,
+            self.config_dir,
+            self.payload_parent,
+            self.state_dir,
+        )

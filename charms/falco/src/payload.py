@@ -1,0 +1,197 @@
+"""The Falco release tarball the charm runs: pick, unpack, check, record. No Ops here.
+
+The charm ships the official tarball for its architecture and an operator may override it
+with the ``falco`` resource. Either way the tarball has the release layout: one top-level
+``falco-<version>-<arch>/`` directory holding ``usr/bin/falco``, the container plugin, the
+default rules and the kmod driver sources. A candidate is unpacked next to the payload in
+use, checked (layout, then ``falco --version``), and only then recorded as the one to run;
+a refused candidate is deleted and its reason recorded, and the running Falco is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import falco_cli
+from layout import Layout
+
+FALCO_BINARY = "usr/bin/falco"
+CONTAINER_PLUGIN = "usr/share/falco/plugins/libcontainer.so"
+DEFAULT_RULES = "etc/falco/falco_rules.yaml"
+REQUIRED_FILES = (FALCO_BINARY, CONTAINER_PLUGIN, DEFAULT_RULES)
+DRIVER_SOURCES_GLOB = "usr/src/falco-*"
+_CHUNK = 1 << 20
+
+
+class PayloadError(Exception):
+    """A candidate payload cannot be used; ``str()`` says why, ready for a status."""
+
+
+@dataclass(frozen=True)
+class Payload:
+    """An unpacked, checked release tarball."""
+
+    sha256: str
+    directory: Path
+    falco_version: str
+    driver_version: str
+
+    @property
+    def falco_binary(self) -> Path:
+        """The Falco executable."""
+        return self.directory / FALCO_BINARY
+
+    @property
+    def container_plugin(self) -> Path:
+        """The container plugin the default rules need."""
+        return self.directory / CONTAINER_PLUGIN
+
+    @property
+    def default_rules(self) -> Path:
+        """The default ruleset shipped with this Falco version."""
+        return self.directory / DEFAULT_RULES
+
+    @property
+    def driver_sources(self) -> Path | None:
+        """The kmod DKMS source tree (with dkms.conf), if the tarball has one."""
+        for candidate in sorted(self.directory.glob(DRIVER_SOURCES_GLOB)):
+            if (candidate / "dkms.conf").is_file():
+                return candidate
+        return None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why the payload with this digest was refused."""
+
+    sha256: str
+    reason: str
+
+
+def digest(tarball: Path) -> str:
+    """Return the sha256 of ``tarball``, reading it in chunks (it is tens of MB)."""
+    sha = hashlib.sha256()
+    with tarball.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def installed(layout: Layout) -> Payload | None:
+    """Return the recorded payload if it is still on disk, else None."""
+    try:
+        data = json.loads(layout.payload_record.read_text())
+        payload = Payload(
+            sha256=data["sha256"],
+            directory=layout.payload_dir(data["sha256"]),
+            falco_version=data["falco_version"],
+            driver_version=data["driver_version"],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return payload if payload.falco_binary.is_file() else None
+
+
+def rejection(layout: Layout) -> Rejection | None:
+    """Return the recorded refusal of a candidate payload, if any."""
+    try:
+        data = json.loads(layout.payload_rejection.read_text())
+        return Rejection(sha256=data["sha256"], reason=data["reason"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _unpack(tarball: Path, destination: Path) -> None:
+    """Unpack the release layout of ``tarball`` into ``destination`` (top dir stripped)."""
+    scratch = destination.with_name(destination.name + ".unpacking")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        with tarfile.open(tarball) as archive:
+            # The "data" filter refuses absolute paths, "..", device files and links that
+            # escape the destination: a resource is operator input, not trusted code.
+            archive.extractall(scratch, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise PayloadError(f"not a readable tar archive: {exc}") from exc
+    tops = list(scratch.iterdir())
+    if len(tops) != 1 or not tops[0].is_dir():
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise PayloadError("expected one top-level falco-<version>-<arch>/ directory")
+    shutil.rmtree(destination, ignore_errors=True)
+    tops[0].rename(destination)
+    scratch.rmdir()
+
+
+def _check(directory: Path, sha256: str) -> Payload:
+    missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
+    if missing:
+        raise PayloadError(f"missing {', '.join(missing)}")
+    try:
+        reported = falco_cli.version(directory / FALCO_BINARY)
+    except falco_cli.FalcoCliError as exc:
+        raise PayloadError(str(exc)) from exc
+    return Payload(
+        sha256=sha256,
+        directory=directory,
+        falco_version=reported.falco,
+        driver_version=reported.default_driver,
+    )
+
+
+def stage(layout: Layout, tarball: Path, sha256: str) -> Payload:
+    """Unpack and check ``tarball``; raise PayloadError (leaving nothing behind) if unusable."""
+    directory = layout.payload_dir(sha256)
+    # A directory with this digest is a complete earlier unpacking (it only gets its final
+    # name once whole); it may be the payload Falco runs from, so it is not unpacked again.
+    if not directory.is_dir():
+        _unpack(tarball, directory)
+    try:
+        return _check(directory, sha256)
+    except PayloadError:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def _write_json(path: Path, data: dict[str, str]) -> bool:
+    text = json.dumps(data, sort_keys=True) + "\n"
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(text)
+    return True
+
+
+def record(layout: Layout, payload: Payload) -> bool:
+    """Record ``payload`` as the one to run and forget any refusal; return True if changed."""
+    data = asdict(payload)
+    data["directory"] = payload.directory.name
+    changed = _write_json(layout.payload_record, data)
+    if layout.payload_rejection.exists():
+        layout.payload_rejection.unlink()
+        changed = True
+    return changed
+
+
+def record_rejection(layout: Layout, sha256: str, reason: str) -> bool:
+    """Remember that the payload ``sha256`` was refused; return True if that is news."""
+    return _write_json(layout.payload_rejection, {"sha256": sha256, "reason": reason})
+
+
+def prune(layout: Layout, keep: Payload) -> list[Path]:
+    """Delete every unpacked payload but ``keep``; return what was deleted."""
+    removed = []
+    if layout.payload_parent.is_dir():
+        for entry in sorted(layout.payload_parent.iterdir()):
+            if entry != keep.directory:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
