@@ -121,3 +121,22 @@ def replace_relation(out: testing.State, new: testing.Relation, **kwargs: Any) -
     """Return ``out`` with ``new`` in place of the relation that has its id."""
     relations = {r for r in out.relations if r.id != new.id} | {new}
     return dataclasses.replace(out, relations=relations, **kwargs)
+
+
+def with_certificate(
+    ctx: testing.Context[Any], start: testing.State, ca: Issued
+) -> testing.State:
+    """Run ``start`` (which has a certificates relation) until a certificate is served.
+
+    The unit writes its CSR on relation-created; the provider answers on relation-changed.
+    """
+    created = ctx.run(ctx.on.relation_created(relation(start, "certificates")), start)
+    answered = issue_certificates(relation(created, "certificates"), ca)
+    return ctx.run(
+        ctx.on.relation_changed(answered, remote_unit=0), replace_relation(created, answered)
+    )
+
+
+def certificates_relation() -> testing.Relation:
+    """Return a certificates relation with a self-signed-certificates provider."""
+    return testing.Relation("certificates", remote_app_name="self-signed-certificates")
