@@ -1,0 +1,200 @@
+"""A fake machine for the falco charm: a temporary root, fake tools on PATH, payloads.
+
+``FakeMachine`` lays out what the charm reads on a real Ubuntu machine (kernel release, BTF,
+the systemd unit directory), installs the fake tools of ``fake_tools.py`` under their real
+names in a bin directory put first on PATH, and reads back what they recorded. Payload
+tarballs are built in the release layout with ``fake_falco.py`` as ``usr/bin/falco``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUPPORT = Path(__file__).resolve().parent
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TOOL_NAMES = ("systemctl", "dkms", "modprobe", "dpkg", "apt-get", "apt-cache")
+FALCO_VERSION = "0.44.1"
+DRIVER_VERSION = "10.2.0+driver"
+
+
+def reference_file(name: str) -> Path:
+    """Return an upstream Falco 0.44.1 file kept under tests/fixtures."""
+    return FIXTURES / name
+
+
+def _script(source: Path, replacements: dict[str, str] | None = None) -> bytes:
+    text = source.read_text()
+    for key, value in (replacements or {}).items():
+        text = text.replace(key, value)
+    # The interpreter of this test run, so the fake needs nothing from the host.
+    return f"#!{sys.executable}\n{text}".encode()
+
+
+def build_payload(
+    directory: Path,
+    *,
+    version: str = FALCO_VERSION,
+    behaviour: str = "ok",
+    arch: str = "x86_64",
+    driver_sources: bool = True,
+    omit: tuple[str, ...] = (),
+    name: str = "falco.tar.gz",
+) -> Path:
+    """Build a release-layout tarball around the fake falco and return its path."""
+    top = f"falco-{version}-{arch}"
+    falco = _script(
+        SUPPORT / "fake_falco.py",
+        {
+            "@FALCO_VERSION@": version,
+            "@DRIVER_VERSION@": DRIVER_VERSION,
+            "@BEHAVIOUR@": behaviour,
+        },
+    )
+    members: dict[str, tuple[bytes, int]] = {
+        "usr/bin/falco": (falco, 0o755),
+        "usr/share/falco/plugins/libcontainer.so": (b"\x7fELF fake container plugin", 0o644),
+        "etc/falco/falco_rules.yaml": (reference_file("falco_rules.yaml").read_bytes(), 0o644),
+        "etc/falco/falco.yaml": (b"# upstream default config, unused by the charm\n", 0o644),
+    }
+    if driver_sources:
+        src = f"usr/src/falco-{DRIVER_VERSION}"
+        members[f"{src}/dkms.conf"] = (b'PACKAGE_NAME="falco"\n', 0o644)
+        members[f"{src}/main.c"] = (b"/* fake driver source */\n", 0o644)
+    directory.mkdir(parents=True, exist_ok=True)
+    tarball = directory / name
+    with tarfile.open(tarball, "w:gz") as archive:
+        for member, (data, mode) in members.items():
+            if member in omit:
+                continue
+            info = tarfile.TarInfo(f"{top}/{member}")
+            info.size, info.mode = len(data), mode
+            archive.addfile(info, io.BytesIO(data))
+    return tarball
+
+
+@dataclass
+class FakeMachine:
+    """A machine root plus the fake tools' state, under one temporary directory."""
+
+    base: Path
+    kernel_release: str = "6.8.0-45-generic"
+    btf: bool = True
+    root: Path = field(init=False)
+    bin: Path = field(init=False)
+    state: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.base / "root"
+        self.bin = self.base / "bin"
+        self.state = self.base / "state"
+        for directory in (self.bin, self.state):
+            directory.mkdir(parents=True, exist_ok=True)
+        # What a real machine has before the charm arrives.
+        (self.root / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
+        (self.root / "usr/src").mkdir(parents=True)
+        for tool in ("usr/bin/kill", "usr/sbin/modprobe"):
+            (self.root / tool).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / tool).write_bytes(b"#!/bin/sh\nexit 0\n")
+            (self.root / tool).chmod(0o755)
+        self.set_kernel(self.kernel_release, btf=self.btf)
+        script = _script(SUPPORT / "fake_tools.py")
+        for name in TOOL_NAMES:
+            (self.bin / name).write_bytes(script)
+            (self.bin / name).chmod(0o755)
+
+    def set_kernel(self, release: str, *, btf: bool = True, lockdown: str = "") -> None:
+        """Make the machine run kernel ``release``, with or without BTF and lockdown."""
+        osrelease = self.root / "proc/sys/kernel/osrelease"
+        osrelease.parent.mkdir(parents=True, exist_ok=True)
+        osrelease.write_text(release + "\n")
+        vmlinux = self.root / "sys/kernel/btf/vmlinux"
+        if btf:
+            vmlinux.parent.mkdir(parents=True, exist_ok=True)
+            vmlinux.write_bytes(b"BTF")
+        else:
+            vmlinux.unlink(missing_ok=True)
+        if lockdown:
+            path = self.root / "sys/kernel/security/lockdown"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(lockdown + "\n")
+
+    def make_container(self, kind: str = "lxc") -> None:
+        """Make the machine look like an LXD container, as systemd records it."""
+        marker = self.root / "run/systemd/container"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(kind + "\n")
+
+    def environ(self) -> dict[str, str]:
+        """Return the environment variables that put the fakes in charge."""
+        return {
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "FAKE_STATE_DIR": str(self.state),
+            "FAKE_ROOT": str(self.root),
+        }
+
+    # --- what the tools recorded ---
+    def calls(self, tool: str | None = None) -> list[list[str]]:
+        """Return the argv of every recorded call (of ``tool`` only, if given)."""
+        path = self.state / "calls.jsonl"
+        if not path.exists():
+            return []
+        entries = [json.loads(line) for line in path.read_text().splitlines()]
+        return [e["argv"] for e in entries if tool is None or e["tool"] == tool]
+
+    def clear_calls(self) -> None:
+        """Forget the calls recorded so far."""
+        (self.state / "calls.jsonl").unlink(missing_ok=True)
+
+    def tool_state(self, tool: str) -> dict[str, Any]:
+        """Return a fake tool's state."""
+        path = self.state / f"{tool}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def set_knob(self, tool: str, key: str, value: Any) -> None:
+        """Make a fake tool misbehave, e.g. ``set_knob("systemd", "fail_start", True)``."""
+        state = self.tool_state(tool)
+        state.setdefault("knobs", {})[key] = value
+        if tool == "apt" and key == "missing":
+            state["missing"] = value
+        (self.state / f"{tool}.json").write_text(json.dumps(state))
+
+    def unit(self, name: str = "juju-falco.service") -> dict[str, Any]:
+        """Return systemd's view of a unit (active, enabled, failed, loaded)."""
+        units: dict[str, Any] = self.tool_state("systemd").get("units", {})
+        return units.get(name, {"active": False, "enabled": False, "failed": False})
+
+    def systemctl_verbs(self) -> list[str]:
+        """Return the systemctl verbs called, in order (queries included)."""
+        return [next(a for a in argv if not a.startswith("--")) for argv in self.calls("systemctl")]
+
+    def restarts(self) -> int:
+        """Return how many times the service was (re)started."""
+        return sum(verb in ("start", "restart") for verb in self.systemctl_verbs())
+
+    def files(self) -> dict[str, tuple[int, int, int]]:
+        """Return every file under the root with (inode, mtime_ns, size), for diffing."""
+        found = {}
+        for path in self._walk(self.root):
+            stat = path.lstat()
+            found[str(path.relative_to(self.root))] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return found
+
+    @staticmethod
+    def _walk(top: Path) -> Iterator[Path]:
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in [*dirnames, *filenames]:
+                yield Path(dirpath) / name
+
+
+def changed_files(before: dict[str, Any], after: dict[str, Any]) -> int:
+    """Return how many paths were created, modified or removed between two snapshots."""
+    keys = set(before) | set(after)
+    return sum(before.get(key) != after.get(key) for key in keys)
