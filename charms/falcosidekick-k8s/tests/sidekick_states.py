@@ -123,9 +123,7 @@ def replace_relation(out: testing.State, new: testing.Relation, **kwargs: Any) -
     return dataclasses.replace(out, relations=relations, **kwargs)
 
 
-def with_certificate(
-    ctx: testing.Context[Any], start: testing.State, ca: Issued
-) -> testing.State:
+def with_certificate(ctx: testing.Context[Any], start: testing.State, ca: Issued) -> testing.State:
     """Run ``start`` (which has a certificates relation) until a certificate is served.
 
     The unit writes its CSR on relation-created; the provider answers on relation-changed.

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-import sidekick_states as S
+import sidekick_states as states
 from charm import FalcosidekickCharm
 from cryptography import x509
 from ops import pebble, testing
@@ -20,16 +20,16 @@ LOKI_URL = "http://otelcol-0.otelcol-endpoints.fmodel.svc.cluster.local:3500/lok
 
 
 def tls_state(root: Path, **kwargs: object) -> testing.State:
-    relations = {S.certificates_relation(), *kwargs.pop("relations", set())}  # type: ignore[misc]
-    return S.state(root, leader=True, relations=relations, **kwargs)
+    relations = {states.certificates_relation(), *kwargs.pop("relations", set())}  # type: ignore[misc]
+    return states.state(root, leader=True, relations=relations, **kwargs)
 
 
 def test_waits_for_pebble_without_error(ctx: Ctx, root: Path) -> None:
     """arrange: TLS related, Pebble unreachable. act: update-status. assert: Waiting, no error."""
-    state = S.state(
+    state = states.state(
         root,
-        relations={S.certificates_relation()},
-        containers={S.container(root, can_connect=False)},
+        relations={states.certificates_relation()},
+        containers={states.container(root, can_connect=False)},
     )
 
     out = ctx.run(ctx.on.update_status(), state)
@@ -43,18 +43,18 @@ def test_waits_for_pebble_without_error(ctx: Ctx, root: Path) -> None:
 def test_without_tls_listens_on_loopback_only_and_asks_for_a_relation(
     ctx: Ctx, root: Path
 ) -> None:
-    """arrange: Pebble up, no TLS relation. act: pebble-ready. assert: loopback, no port, Blocked."""
-    state = S.state(root, leader=True, relations={testing.Relation("http-endpoint")})
+    """arrange: Pebble up, no TLS relation. act: pebble-ready. assert: loopback, Blocked."""
+    state = states.state(root, leader=True, relations={testing.Relation("http-endpoint")})
 
-    out = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
+    out = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
 
     assert out.unit_status == testing.BlockedStatus(
         "no TLS: integrate with 'certificates' or 'ingress'"
     )
-    assert S.rendered_config(root)["listenaddress"] == "127.0.0.1"
+    assert states.rendered_config(root)["listenaddress"] == "127.0.0.1"
     assert out.opened_ports == frozenset()
-    assert "url" not in S.relation(out, "http-endpoint").local_app_data
-    plan = out.get_container(S.CONTAINER).plan
+    assert "url" not in states.relation(out, "http-endpoint").local_app_data
+    plan = out.get_container(states.CONTAINER).plan
     assert plan.checks["falcosidekick-up"].http == {"url": "http://127.0.0.1:2801/healthz"}
 
 
@@ -75,7 +75,7 @@ def test_invalid_option_is_blocked_naming_it(
     ctx: Ctx, root: Path, config: dict[str, object], message: str
 ) -> None:
     """arrange: one bad option. act: config-changed. assert: Blocked naming the option."""
-    state = S.state(root, config=config, relations={S.certificates_relation()})
+    state = states.state(root, config=config, relations={states.certificates_relation()})
 
     out = ctx.run(ctx.on.config_changed(), state)
 
@@ -85,7 +85,7 @@ def test_invalid_option_is_blocked_naming_it(
 
 def test_invalid_option_keeps_the_running_config(ctx: Ctx, root: Path) -> None:
     """arrange: running sidekick. act: config-changed to a bad port. assert: nothing touched."""
-    running = ctx.run(ctx.on.pebble_ready(S.container(root)), S.state(root))
+    running = ctx.run(ctx.on.pebble_ready(states.container(root)), states.state(root))
     before = (root / "falcosidekick.yaml").read_text()
 
     with record_pebble() as pebble_calls:
@@ -100,17 +100,17 @@ def test_certificate_request_covers_every_name(ctx: Ctx, root: Path) -> None:
     """arrange: certificates related. act: relation-created. assert: CSR SANs are the names."""
     state = tls_state(root)
 
-    out = ctx.run(ctx.on.relation_created(S.relation(state, "certificates")), state)
+    out = ctx.run(ctx.on.relation_created(states.relation(state, "certificates")), state)
 
-    (csr_pem,) = S.requested_csrs(S.relation(out, "certificates"))
+    (csr_pem,) = states.requested_csrs(states.relation(out, "certificates"))
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(sans.get_values_for_type(x509.DNSName)) == {
-        S.SERVICE_FQDN,
+        states.SERVICE_FQDN,
         "falcosidekick-k8s.fmodel.svc",
         "falcosidekick-k8s.fmodel",
         "falcosidekick-k8s",
-        S.POD_FQDN,
+        states.POD_FQDN,
     }
     assert out.unit_status == testing.WaitingStatus("waiting for a certificate on 'certificates'")
 
@@ -118,15 +118,16 @@ def test_certificate_request_covers_every_name(ctx: Ctx, root: Path) -> None:
 def test_certificate_is_served_and_published(ctx: Ctx, root: Path, ca: Issued) -> None:
     """arrange: CSR sent. act: provider answers. assert: files, TLS config, URL+CA, one restart."""
     state = tls_state(
-        root, relations={testing.Relation("http-endpoint"), S.loki_relation(LOKI_URL)}
+        root, relations={testing.Relation("http-endpoint"), states.loki_relation(LOKI_URL)}
     )
-    state = ctx.run(ctx.on.pebble_ready(S.container(root)), state)  # running, on loopback
-    created = ctx.run(ctx.on.relation_created(S.relation(state, "certificates")), state)
-    answered = S.issue_certificates(S.relation(created, "certificates"), ca)
+    state = ctx.run(ctx.on.pebble_ready(states.container(root)), state)  # running, on loopback
+    created = ctx.run(ctx.on.relation_created(states.relation(state, "certificates")), state)
+    answered = states.issue_certificates(states.relation(created, "certificates"), ca)
 
     with record_pebble() as pebble_calls, record_relation_writes() as relation_writes:
         out = ctx.run(
-            ctx.on.relation_changed(answered, remote_unit=0), S.replace_relation(created, answered)
+            ctx.on.relation_changed(answered, remote_unit=0),
+            states.replace_relation(created, answered),
         )
 
     assert pebble_calls.count("replan_services", "restart_services", "start_services") == 1
@@ -139,13 +140,13 @@ def test_certificate_is_served_and_published(ctx: Ctx, root: Path, ca: Issued) -
     }
     assert stat.S_IMODE((root / "tls" / "server.key").stat().st_mode) == 0o600
     assert (root / "tls" / "ca.crt").read_text().strip() == ca.cert_pem.strip()
-    config = S.rendered_config(root)
+    config = states.rendered_config(root)
     assert config["listenaddress"] == ""
     assert config["tlsserver"]["deploy"] is True
-    plan = out.get_container(S.CONTAINER).plan
+    plan = out.get_container(states.CONTAINER).plan
     assert plan.checks["falcosidekick-up"].http == {"url": "http://127.0.0.1:2810/healthz"}
-    published = S.relation(out, "http-endpoint").local_app_data
-    assert json.loads(published["url"]) == f"https://{S.SERVICE_FQDN}:2801/"
+    published = states.relation(out, "http-endpoint").local_app_data
+    assert json.loads(published["url"]) == f"https://{states.SERVICE_FQDN}:2801/"
     assert json.loads(published["ca_cert"]).strip() == ca.cert_pem.strip()
     assert relation_writes.count("relation_set") == 1
     assert out.opened_ports == frozenset({testing.TCPPort(2801)})
@@ -154,9 +155,11 @@ def test_certificate_is_served_and_published(ctx: Ctx, root: Path, ca: Issued) -
 
 def test_published_host_is_in_the_served_certificate(ctx: Ctx, root: Path, ca: Issued) -> None:
     """arrange: certificate served. act: read URL, cert, CA. assert: SAN matches, CA verifies."""
-    out = S.with_certificate(ctx, tls_state(root, relations={testing.Relation("http-endpoint")}), ca)
+    out = states.with_certificate(
+        ctx, tls_state(root, relations={testing.Relation("http-endpoint")}), ca
+    )
 
-    published = S.relation(out, "http-endpoint").local_app_data
+    published = states.relation(out, "http-endpoint").local_app_data
     host = json.loads(published["url"]).split("://")[1].split(":")[0]
     served = x509.load_pem_x509_certificate((root / "tls" / "server.crt").read_bytes())
     sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -169,12 +172,16 @@ def test_renewed_certificate_restarts_once_and_writes_only_the_certificate(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
     """arrange: certificate served. act: provider renews it. assert: one restart, cert pushed."""
-    out = S.with_certificate(ctx, tls_state(root, relations={testing.Relation("http-endpoint")}), ca)
-    renewed = S.issue_certificates(S.relation(out, "certificates"), ca, days=30)
+    out = states.with_certificate(
+        ctx, tls_state(root, relations={testing.Relation("http-endpoint")}), ca
+    )
+    renewed = states.issue_certificates(states.relation(out, "certificates"), ca, days=30)
     old_cert = (root / "tls" / "server.crt").read_text()
 
     with record_pebble() as pebble_calls, record_relation_writes() as relation_writes:
-        ctx.run(ctx.on.relation_changed(renewed, remote_unit=0), S.replace_relation(out, renewed))
+        ctx.run(
+            ctx.on.relation_changed(renewed, remote_unit=0), states.replace_relation(out, renewed)
+        )
 
     assert pebble_calls.count("replan_services", "restart_services", "start_services") == 1
     assert [str(args[0]) for args, _ in pebble_calls.by_method["push"]] == [
@@ -186,8 +193,8 @@ def test_renewed_certificate_restarts_once_and_writes_only_the_certificate(
 
 def test_no_op_events_do_nothing(ctx: Ctx, root: Path, ca: Issued) -> None:
     """arrange: TLS, Loki, Falco related. act: config-changed, update-status. assert: no work."""
-    relations = {testing.Relation("http-endpoint"), S.loki_relation(LOKI_URL)}
-    out = S.with_certificate(ctx, tls_state(root, relations=relations), ca)
+    relations = {testing.Relation("http-endpoint"), states.loki_relation(LOKI_URL)}
+    out = states.with_certificate(ctx, tls_state(root, relations=relations), ca)
 
     with record_pebble() as pebble_calls, record_relation_writes() as relation_writes:
         for event in (ctx.on.config_changed(), ctx.on.update_status(), ctx.on.upgrade_charm()):
@@ -202,8 +209,10 @@ def test_certificates_removed_without_ingress_goes_back_to_blocked(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
     """arrange: TLS served. act: relation-broken. assert: key removed, loopback, URL withdrawn."""
-    out = S.with_certificate(ctx, tls_state(root, relations={testing.Relation("http-endpoint")}), ca)
-    certificates = S.relation(out, "certificates")
+    out = states.with_certificate(
+        ctx, tls_state(root, relations={testing.Relation("http-endpoint")}), ca
+    )
+    certificates = states.relation(out, "certificates")
 
     with record_pebble() as pebble_calls:
         out = ctx.run(ctx.on.relation_broken(certificates), out)
@@ -211,8 +220,8 @@ def test_certificates_removed_without_ingress_goes_back_to_blocked(
     assert sorted(p.name for p in (root / "tls").iterdir()) == []
     assert pebble_calls.count("remove_path") == 3
     assert pebble_calls.count("replan_services") == 1
-    assert S.rendered_config(root)["listenaddress"] == "127.0.0.1"
-    assert S.relation(out, "http-endpoint").local_app_data.get("url", "") == ""
+    assert states.rendered_config(root)["listenaddress"] == "127.0.0.1"
+    assert states.relation(out, "http-endpoint").local_app_data.get("url", "") == ""
     assert out.opened_ports == frozenset()
     assert out.unit_status == testing.BlockedStatus(
         "no TLS: integrate with 'certificates' or 'ingress'"
@@ -221,9 +230,9 @@ def test_certificates_removed_without_ingress_goes_back_to_blocked(
 
 def test_stopped_service_is_started_again(ctx: Ctx, root: Path) -> None:
     """arrange: config in place, service inactive. act: update-status. assert: one replan."""
-    running = ctx.run(ctx.on.pebble_ready(S.container(root)), S.state(root))
+    running = ctx.run(ctx.on.pebble_ready(states.container(root)), states.state(root))
     stopped = dataclasses.replace(
-        running.get_container(S.CONTAINER),
+        running.get_container(states.CONTAINER),
         service_statuses={"falcosidekick": pebble.ServiceStatus.INACTIVE},
     )
 
@@ -236,9 +245,11 @@ def test_stopped_service_is_started_again(ctx: Ctx, root: Path) -> None:
 
 def test_status_reports_a_dead_or_unhealthy_service(ctx: Ctx, root: Path) -> None:
     """arrange: TLS via ingress, service in error or check down. act: status. assert: Waiting."""
-    state = S.state(root, relations={S.ingress_relation("https://ingress.example/fmodel-fs")})
-    running = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
-    container = running.get_container(S.CONTAINER)
+    state = states.state(
+        root, relations={states.ingress_relation("https://ingress.example/fmodel-fs")}
+    )
+    running = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
+    container = running.get_container(states.CONTAINER)
     backoff = dataclasses.replace(
         container, service_statuses={"falcosidekick": pebble.ServiceStatus.ERROR}
     )
@@ -254,7 +265,9 @@ def test_status_reports_a_dead_or_unhealthy_service(ctx: Ctx, root: Path) -> Non
         },
     )
 
-    dead = ctx.run(ctx.on.collect_unit_status(), dataclasses.replace(running, containers={backoff}))
+    dead = ctx.run(
+        ctx.on.collect_unit_status(), dataclasses.replace(running, containers={backoff})
+    )
     sick = ctx.run(ctx.on.collect_unit_status(), dataclasses.replace(running, containers={down}))
 
     assert dead.unit_status == testing.WaitingStatus("falcosidekick is not running, see its logs")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-import sidekick_states as S
+import sidekick_states as states
 from charm import FalcosidekickCharm
 from cryptography import x509
 from ops import testing
@@ -32,19 +32,19 @@ TOPOLOGY = {
 
 def test_ingress_request_wire_format(ctx: Ctx, root: Path) -> None:
     """arrange: ingress related, leader. act: joined. assert: app and unit bags, Juju keys kept."""
-    ingress = S.ingress_relation()
-    state = S.state(root, leader=True, relations={ingress}, config={"port": 4443})
+    ingress = states.ingress_relation()
+    state = states.state(root, leader=True, relations={ingress}, config={"port": 4443})
 
     out = ctx.run(ctx.on.relation_joined(ingress, remote_unit=0), state)
 
-    sent = S.relation(out, "ingress")
+    sent = states.relation(out, "ingress")
     assert sent.local_app_data == {
         "model": '"fmodel"',
         "name": '"falcosidekick-k8s"',
         "port": "4443",
         "strip-prefix": "true",
     }
-    assert json.loads(sent.local_unit_data["host"]) == S.POD_FQDN
+    assert json.loads(sent.local_unit_data["host"]) == states.POD_FQDN
     assert json.loads(sent.local_unit_data["ip"]) == "192.0.2.0"
     assert "private-address" in sent.local_unit_data  # Juju's own keys are left alone
     assert out.unit_status == testing.WaitingStatus("waiting for the URL of 'ingress'")
@@ -52,12 +52,12 @@ def test_ingress_request_wire_format(ctx: Ctx, root: Path) -> None:
 
 def test_non_leader_writes_only_its_unit_bag(ctx: Ctx, root: Path) -> None:
     """arrange: ingress related, not leader. act: joined. assert: unit bag only."""
-    ingress = S.ingress_relation()
-    state = S.state(root, leader=False, relations={ingress})
+    ingress = states.ingress_relation()
+    state = states.state(root, leader=False, relations={ingress})
 
     out = ctx.run(ctx.on.relation_joined(ingress, remote_unit=0), state)
 
-    sent = S.relation(out, "ingress")
+    sent = states.relation(out, "ingress")
     assert sent.local_app_data == {}
     assert "host" in sent.local_unit_data
 
@@ -66,9 +66,9 @@ def test_ingress_only_serves_plain_http_behind_the_ingress_and_publishes_its_url
     ctx: Ctx, root: Path
 ) -> None:
     """arrange: no certificates. act: ingress URL arrives. assert: listener, URL without CA."""
-    state = S.state(root, leader=True, relations={testing.Relation("http-endpoint")})
-    running = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
-    ingress = S.ingress_relation(INGRESS_URL)
+    state = states.state(root, leader=True, relations={testing.Relation("http-endpoint")})
+    running = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
+    ingress = states.ingress_relation(INGRESS_URL)
 
     with record_pebble() as pebble_calls:
         out = ctx.run(
@@ -77,13 +77,13 @@ def test_ingress_only_serves_plain_http_behind_the_ingress_and_publishes_its_url
         )
 
     assert pebble_calls.count("replan_services") == 1
-    config = S.rendered_config(root)
+    config = states.rendered_config(root)
     assert config["listenaddress"] == ""
     assert config["tlsserver"] == {"deploy": False}
-    published = S.relation(out, "http-endpoint").local_app_data
+    published = states.relation(out, "http-endpoint").local_app_data
     assert json.loads(published["url"]) == INGRESS_URL
     assert published.get("ca_cert", "") == ""
-    assert "scheme" not in S.relation(out, "ingress").local_app_data
+    assert "scheme" not in states.relation(out, "ingress").local_app_data
     assert out.opened_ports == frozenset({testing.TCPPort(2801)})
     assert out.unit_status == testing.ActiveStatus(
         "alerts are not stored: integrate 'send-loki-logs'"
@@ -94,35 +94,35 @@ def test_ingress_and_certificates_together_mean_https_backend(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
     """arrange: certificates and ingress. act: TLS established. assert: https scheme, SANs, URL."""
-    state = S.state(
+    state = states.state(
         root,
         leader=True,
         relations={
-            S.certificates_relation(),
-            S.ingress_relation(INGRESS_URL),
+            states.certificates_relation(),
+            states.ingress_relation(INGRESS_URL),
             testing.Relation("http-endpoint"),
         },
     )
 
-    out = S.with_certificate(ctx, state, ca)
+    out = states.with_certificate(ctx, state, ca)
 
-    assert json.loads(S.relation(out, "ingress").local_app_data["scheme"]) == "https"
+    assert json.loads(states.relation(out, "ingress").local_app_data["scheme"]) == "https"
     served = x509.load_pem_x509_certificate((root / "tls" / "server.crt").read_bytes())
     sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "ingress.example.com" in sans.get_values_for_type(x509.DNSName)
-    published = S.relation(out, "http-endpoint").local_app_data
+    published = states.relation(out, "http-endpoint").local_app_data
     assert json.loads(published["url"]) == INGRESS_URL
     assert published.get("ca_cert", "") == ""  # Falco verifies the ingress, not us
-    assert S.rendered_config(root)["tlsserver"]["deploy"] is True
+    assert states.rendered_config(root)["tlsserver"]["deploy"] is True
 
 
 def test_ingress_host_change_keeps_serving_until_the_new_certificate(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
     """arrange: TLS served. act: ingress URL arrives. assert: new CSR, no restart, no key churn."""
-    state = S.state(root, leader=True, relations={S.certificates_relation()})
-    served = S.with_certificate(ctx, state, ca)
-    ingress = S.ingress_relation(INGRESS_URL)
+    state = states.state(root, leader=True, relations={states.certificates_relation()})
+    served = states.with_certificate(ctx, state, ca)
+    ingress = states.ingress_relation(INGRESS_URL)
 
     with record_pebble() as pebble_calls:
         out = ctx.run(
@@ -131,23 +131,26 @@ def test_ingress_host_change_keeps_serving_until_the_new_certificate(
         )
 
     assert pebble_calls.count("replan_services", "push") == 0
-    (csr_pem,) = S.requested_csrs(S.relation(out, "certificates"))
+    (csr_pem,) = states.requested_csrs(states.relation(out, "certificates"))
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "ingress.example.com" in sans.get_values_for_type(x509.DNSName)
-    assert json.loads(S.relation(out, "ingress").local_app_data["scheme"]) == "https"
+    assert json.loads(states.relation(out, "ingress").local_app_data["scheme"]) == "https"
 
 
 def test_ingress_ip_address_goes_into_ip_sans(ctx: Ctx, root: Path) -> None:
     """arrange: ingress URL on an IP. act: certificates created. assert: IP SAN."""
-    state = S.state(
+    state = states.state(
         root,
-        relations={S.certificates_relation(), S.ingress_relation("http://10.1.2.3/fmodel-fs")},
+        relations={
+            states.certificates_relation(),
+            states.ingress_relation("http://10.1.2.3/fmodel-fs"),
+        },
     )
 
-    out = ctx.run(ctx.on.relation_created(S.relation(state, "certificates")), state)
+    out = ctx.run(ctx.on.relation_created(states.relation(state, "certificates")), state)
 
-    (csr_pem,) = S.requested_csrs(S.relation(out, "certificates"))
+    (csr_pem,) = states.requested_csrs(states.relation(out, "certificates"))
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.1.2.3"]
@@ -161,33 +164,35 @@ def test_malformed_ingress_url_is_ignored_and_last_good_kept(
     ctx: Ctx, root: Path, garbage: str
 ) -> None:
     """arrange: ingress URL published. act: provider writes garbage. assert: nothing changes."""
-    ingress = S.ingress_relation(INGRESS_URL)
-    state = S.state(root, leader=True, relations={ingress, testing.Relation("http-endpoint")})
-    good = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
-    broken = dataclasses.replace(S.relation(good, "ingress"), remote_app_data={"ingress": garbage})
+    ingress = states.ingress_relation(INGRESS_URL)
+    state = states.state(root, leader=True, relations={ingress, testing.Relation("http-endpoint")})
+    good = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
+    broken = dataclasses.replace(
+        states.relation(good, "ingress"), remote_app_data={"ingress": garbage}
+    )
 
     with record_pebble() as pebble_calls, record_relation_writes() as relation_writes:
         out = ctx.run(
-            ctx.on.relation_changed(broken, remote_unit=0), S.replace_relation(good, broken)
+            ctx.on.relation_changed(broken, remote_unit=0), states.replace_relation(good, broken)
         )
 
     assert pebble_calls.by_method == {}
     assert relation_writes.count("relation_set") == 0
-    assert json.loads(S.relation(out, "http-endpoint").local_app_data["url"]) == INGRESS_URL
+    assert json.loads(states.relation(out, "http-endpoint").local_app_data["url"]) == INGRESS_URL
 
 
 def test_ingress_revoked_closes_the_network_listener(ctx: Ctx, root: Path) -> None:
-    """arrange: ingress-only mode. act: relation-broken. assert: loopback, URL withdrawn, Blocked."""
-    ingress = S.ingress_relation(INGRESS_URL)
-    state = S.state(root, leader=True, relations={ingress, testing.Relation("http-endpoint")})
-    good = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
+    """arrange: ingress-only mode. act: broken. assert: loopback, URL withdrawn, Blocked."""
+    ingress = states.ingress_relation(INGRESS_URL)
+    state = states.state(root, leader=True, relations={ingress, testing.Relation("http-endpoint")})
+    good = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
 
     with record_pebble() as pebble_calls:
-        out = ctx.run(ctx.on.relation_broken(S.relation(good, "ingress")), good)
+        out = ctx.run(ctx.on.relation_broken(states.relation(good, "ingress")), good)
 
     assert pebble_calls.count("replan_services") == 1
-    assert S.rendered_config(root)["listenaddress"] == "127.0.0.1"
-    assert S.relation(out, "http-endpoint").local_app_data.get("url", "") == ""
+    assert states.rendered_config(root)["listenaddress"] == "127.0.0.1"
+    assert states.relation(out, "http-endpoint").local_app_data.get("url", "") == ""
     assert out.opened_ports == frozenset()
     assert isinstance(out.unit_status, testing.BlockedStatus)
 
@@ -197,11 +202,11 @@ def test_ingress_revoked_closes_the_network_listener(ctx: Ctx, root: Path) -> No
 
 def test_loki_output_from_provider_units(ctx: Ctx, root: Path) -> None:
     """arrange: two provider units, options set. act: changed. assert: Loki config, metadata."""
-    loki = S.loki_relation(LOKI_1, LOKI_0, LOKI_1)
-    state = S.state(
+    loki = states.loki_relation(LOKI_1, LOKI_0, LOKI_1)
+    state = states.state(
         root,
         leader=True,
-        relations={loki, S.ingress_relation(INGRESS_URL)},
+        relations={loki, states.ingress_relation(INGRESS_URL)},
         config={
             "minimum-priority": "notice",
             "loki-tenant": "security",
@@ -211,13 +216,13 @@ def test_loki_output_from_provider_units(ctx: Ctx, root: Path) -> None:
 
     out = ctx.run(ctx.on.relation_changed(loki, remote_unit=0), state)
 
-    config = S.rendered_config(root)
+    config = states.rendered_config(root)
     assert config["loki"]["hostport"] == LOKI_0.removesuffix("/loki/api/v1/push")
     assert config["loki"]["minimumpriority"] == "notice"
     assert config["loki"]["tenant"] == "security"
     assert config["loki"]["format"] == "json"
     assert config["customfields"] == {"environment": "prod", "team": "sec"}
-    bag = S.relation(out, "send-loki-logs").local_app_data
+    bag = states.relation(out, "send-loki-logs").local_app_data
     assert json.loads(bag["metadata"]) == TOPOLOGY
     assert json.loads(bag["alert_rules"]) == {}
     assert out.unit_status == testing.ActiveStatus()
@@ -225,12 +230,12 @@ def test_loki_output_from_provider_units(ctx: Ctx, root: Path) -> None:
 
 def test_loki_waits_for_an_endpoint(ctx: Ctx, root: Path) -> None:
     """arrange: provider unit without data. act: joined. assert: no Loki output, Waiting."""
-    loki = S.loki_relation()
-    state = S.state(root, relations={loki, S.ingress_relation(INGRESS_URL)})
+    loki = states.loki_relation()
+    state = states.state(root, relations={loki, states.ingress_relation(INGRESS_URL)})
 
     out = ctx.run(ctx.on.relation_joined(loki, remote_unit=0), state)
 
-    assert "loki" not in S.rendered_config(root)
+    assert "loki" not in states.rendered_config(root)
     assert out.unit_status == testing.WaitingStatus("waiting for a Loki URL on 'send-loki-logs'")
 
 
@@ -241,27 +246,35 @@ def test_malformed_loki_endpoint_is_ignored_and_last_good_kept(
     ctx: Ctx, root: Path, garbage: str
 ) -> None:
     """arrange: Loki configured. act: the unit writes garbage. assert: nothing changes."""
-    state = S.state(root, relations={S.loki_relation(LOKI_0), S.ingress_relation(INGRESS_URL)})
-    good = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
-    loki = S.relation(good, "send-loki-logs")
+    state = states.state(
+        root, relations={states.loki_relation(LOKI_0), states.ingress_relation(INGRESS_URL)}
+    )
+    good = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
+    loki = states.relation(good, "send-loki-logs")
     broken = dataclasses.replace(loki, remote_units_data={0: {"endpoint": garbage}})
 
     with record_pebble() as pebble_calls:
-        out = ctx.run(ctx.on.relation_changed(broken, remote_unit=0), S.replace_relation(good, broken))
+        out = ctx.run(
+            ctx.on.relation_changed(broken, remote_unit=0), states.replace_relation(good, broken)
+        )
 
     assert pebble_calls.by_method == {}
-    assert S.rendered_config(root)["loki"]["hostport"] == LOKI_0.removesuffix("/loki/api/v1/push")
+    assert states.rendered_config(root)["loki"]["hostport"] == LOKI_0.removesuffix(
+        "/loki/api/v1/push"
+    )
     assert out.unit_status == testing.ActiveStatus()
 
 
 def test_loki_gone_keeps_accepting_alerts(ctx: Ctx, root: Path) -> None:
     """arrange: Loki configured. act: relation-broken. assert: still listening, status says so."""
-    state = S.state(root, relations={S.loki_relation(LOKI_0), S.ingress_relation(INGRESS_URL)})
-    good = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
+    state = states.state(
+        root, relations={states.loki_relation(LOKI_0), states.ingress_relation(INGRESS_URL)}
+    )
+    good = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
 
-    out = ctx.run(ctx.on.relation_broken(S.relation(good, "send-loki-logs")), good)
+    out = ctx.run(ctx.on.relation_broken(states.relation(good, "send-loki-logs")), good)
 
-    config = S.rendered_config(root)
+    config = states.rendered_config(root)
     assert "loki" not in config
     assert config["listenaddress"] == ""
     assert out.unit_status == testing.ActiveStatus(
@@ -272,21 +285,25 @@ def test_loki_gone_keeps_accepting_alerts(ctx: Ctx, root: Path) -> None:
 def test_https_loki_trusts_our_ca(ctx: Ctx, root: Path, ca: Issued) -> None:
     """arrange: TLS served, https Loki. act: reconcile. assert: tlsclient CA file set."""
     https_loki = "https://otelcol.fmodel.svc.cluster.local:3500/loki/api/v1/push"
-    state = S.state(root, relations={S.certificates_relation(), S.loki_relation(https_loki)})
+    state = states.state(
+        root, relations={states.certificates_relation(), states.loki_relation(https_loki)}
+    )
 
-    S.with_certificate(ctx, state, ca)
+    states.with_certificate(ctx, state, ca)
 
-    assert S.rendered_config(root)["tlsclient"] == {"cacertfile": "/etc/falcosidekick/tls/ca.crt"}
+    assert states.rendered_config(root)["tlsclient"] == {
+        "cacertfile": "/etc/falcosidekick/tls/ca.crt"
+    }
 
 
 def test_non_leader_writes_no_loki_metadata(ctx: Ctx, root: Path) -> None:
     """arrange: not leader. act: joined. assert: no app bag write."""
-    loki = S.loki_relation(LOKI_0)
-    state = S.state(root, leader=False, relations={loki})
+    loki = states.loki_relation(LOKI_0)
+    state = states.state(root, leader=False, relations={loki})
 
     out = ctx.run(ctx.on.relation_joined(loki, remote_unit=0), state)
 
-    assert S.relation(out, "send-loki-logs").local_app_data == {}
+    assert states.relation(out, "send-loki-logs").local_app_data == {}
 
 
 # http-endpoint -----------------------------------------------------------------------------
@@ -294,14 +311,16 @@ def test_non_leader_writes_no_loki_metadata(ctx: Ctx, root: Path) -> None:
 
 def test_new_leader_publishes_and_non_leader_does_not(ctx: Ctx, root: Path) -> None:
     """arrange: ingress ready, Falco related. act: as non-leader, then leader-elected. assert."""
-    state = S.state(
+    state = states.state(
         root,
         leader=False,
-        relations={S.ingress_relation(INGRESS_URL), testing.Relation("http-endpoint")},
+        relations={states.ingress_relation(INGRESS_URL), testing.Relation("http-endpoint")},
     )
-    follower = ctx.run(ctx.on.pebble_ready(S.container(root)), state)
+    follower = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
 
     leader = ctx.run(ctx.on.leader_elected(), dataclasses.replace(follower, leader=True))
 
-    assert S.relation(follower, "http-endpoint").local_app_data == {}
-    assert json.loads(S.relation(leader, "http-endpoint").local_app_data["url"]) == INGRESS_URL
+    assert states.relation(follower, "http-endpoint").local_app_data == {}
+    assert (
+        json.loads(states.relation(leader, "http-endpoint").local_app_data["url"]) == INGRESS_URL
+    )

@@ -23,7 +23,7 @@ from sidekick import (
     render_layer,
 )
 
-EXAMPLE = Path(__file__).parent / "data" / "falcosidekick-2.34.1-config_example.yaml"
+EXAMPLE = Path(__file__).parent / "reference" / "falcosidekick-2.34.1-config_example.yaml"
 TLS = TlsMaterial(chain="CHAIN\n", key="KEY\n", ca="CA\n")
 LOKI = LokiOutput("https://loki.example:3100/loki/api/v1/push", "tenant-a", "warning")
 _KEY_LINE = re.compile(r"^(?P<indent> *)#? ?(?P<key>[A-Za-z][A-Za-z0-9_]*):")
@@ -165,7 +165,7 @@ def test_digest_follows_files_but_not_the_key() -> None:
 def test_layer_runs_as_image_user_with_a_check_that_answers(
     settings: Settings, health_url: str
 ) -> None:
-    """arrange: each TLS mode. act: render layer. assert: command, user, check on the right port."""
+    """arrange: each TLS mode. act: render layer. assert: command, user, check port."""
     layer = render_layer(settings, "abc")
 
     service = layer["services"]["falcosidekick"]
