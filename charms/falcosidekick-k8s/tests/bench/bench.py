@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Replay the issue's event sequences through ops.testing and count what each dispatch did.
+
+Usage: ``bench.py <results.json>`` from the charm directory (``make bench`` does this).
+Counted at the Juju and Pebble boundary (tests/shared/ops_probes.py): restarts (Pebble
+replan/restart/start), container writes (push, make_dir, remove_path) and relation writes
+(relation-set). A no-op event must leave all three at 0; a real change restarts exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CHARM_DIR = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(CHARM_DIR / p) for p in ("src", "lib", "tests/shared", "tests")]
+
+import sidekick_states as states  # noqa: E402
+from bench_support import EventStats, import_times, timed, write_results  # noqa: E402
+from charm import FalcosidekickCharm  # noqa: E402
+from ops import testing  # noqa: E402
+from ops_probes import record_pebble, record_relation_writes  # noqa: E402
+from tls_material import Issued, make_ca  # noqa: E402
+
+RESTARTS = ("replan_services", "restart_services", "start_services")
+CONTAINER_WRITES = ("push", "make_dir", "remove_path")
+LOKI_URL = "http://otelcol-0.otelcol-endpoints.fmodel.svc.cluster.local:3500/loki/api/v1/push"
+INGRESS_URL = "https://ingress.example.com/fmodel-falcosidekick-k8s"
+
+Ctx = testing.Context[FalcosidekickCharm]
+Step = Callable[[testing.State], tuple[Any, testing.State]]
+
+
+class Sequence:
+    """Dispatches events one after the other, each on the previous output state."""
+
+    def __init__(self, ctx: Ctx, state: testing.State):
+        self.ctx = ctx
+        self.state = state
+        self.events: list[EventStats] = []
+
+    def run(
+        self,
+        name: str,
+        step: Step,
+        times: int = 1,
+        noop: bool = False,
+        expect: dict[str, int] | None = None,
+    ) -> None:
+        """Dispatch the event ``step`` builds ``times`` times and record what it did."""
+        stats = EventStats(name, noop=noop, expect=expect or {})
+        for _ in range(times):
+            event, state = step(self.state)
+            with record_pebble() as pebble, record_relation_writes() as relations:
+                self.state, seconds = timed(lambda: self.ctx.run(event, state))  # noqa: B023
+            stats.add(
+                seconds,
+                {
+                    "restarts": pebble.count(*RESTARTS),
+                    "container_writes": pebble.count(*CONTAINER_WRITES),
+                    "relation_writes": relations.count("relation_set"),
+                },
+            )
+        self.events.append(stats)
+
+    def quiet(self, step: Step) -> None:
+        """Dispatch an event that sets the scene and is not measured."""
+        event, state = step(self.state)
+        self.state = self.ctx.run(event, state)
+
+
+def same(event: Any) -> Step:
+    return lambda state: (event, state)
+
+
+def add_relation(relation: testing.Relation, hook: str) -> Step:
+    def step(state: testing.State) -> tuple[Any, testing.State]:
+        new = dataclasses.replace(state, relations={*state.relations, relation})
+        return getattr(CTX.on, hook)(relation, remote_unit=0), new
+
+    return step
+
+
+def broken(endpoint: str) -> Step:
+    def step(state: testing.State) -> tuple[Any, testing.State]:
+        return CTX.on.relation_broken(states.relation(state, endpoint)), state
+
+    return step
+
+
+def answer_csr(ca: Issued, days: int) -> Step:
+    def step(state: testing.State) -> tuple[Any, testing.State]:
+        answered = states.issue_certificates(states.relation(state, "certificates"), ca, days)
+        event = CTX.on.relation_changed(answered, remote_unit=0)
+        return event, states.replace_relation(state, answered)
+
+    return step
+
+
+CTX: Ctx = testing.Context(FalcosidekickCharm)
+
+
+def fresh(root: Path, *relations: testing.Relation) -> Sequence:
+    base = {testing.Relation("http-endpoint", remote_app_name="falco"), *relations}
+    return Sequence(CTX, states.state(root, leader=True, relations=base))
+
+
+def main(output: Path) -> None:
+    """Run every sequence, write the results where bench/report.py reads them."""
+    ca = make_ca("Bench CA")
+    sequences: dict[str, list[EventStats]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = iter(Path(tmp, str(n)) for n in range(10))
+
+        def root() -> Path:
+            path = next(roots)
+            path.mkdir()
+            return path
+
+        seq = fresh(
+            dir_ := root(), states.ingress_relation(INGRESS_URL), states.loki_relation(LOKI_URL)
+        )
+        seq.run("pebble-ready", same(CTX.on.pebble_ready(states.container(dir_))), expect={
+            "restarts": 1})  # fmt: skip
+        seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True)
+        seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
+        sequences["steady"] = seq.events
+
+        seq = fresh(dir_ := root(), states.certificates_relation())
+        seq.quiet(same(CTX.on.pebble_ready(states.container(dir_))))
+        seq.quiet(lambda s: (CTX.on.relation_created(states.relation(s, "certificates")), s))
+        seq.run("certificate-available", answer_csr(ca, 90), expect={"restarts": 1})
+        seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
+        seq.run("certificate-renewed", answer_csr(ca, 60), expect={"restarts": 1})
+        seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True)
+        sequences["certificates"] = seq.events
+
+        seq = fresh(dir_ := root())
+        seq.quiet(same(CTX.on.pebble_ready(states.container(dir_))))
+        ingress = states.ingress_relation(INGRESS_URL)
+        seq.run("ingress-ready", add_relation(ingress, "relation_changed"), expect={
+            "restarts": 1})  # fmt: skip
+        seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
+        seq.run("ingress-revoked", broken("ingress"), expect={"restarts": 1})
+        sequences["ingress"] = seq.events
+
+        seq = fresh(dir_ := root(), states.ingress_relation(INGRESS_URL))
+        seq.quiet(same(CTX.on.pebble_ready(states.container(dir_))))
+        loki = states.loki_relation(LOKI_URL)
+        seq.run("send-loki-logs-joined", add_relation(loki, "relation_joined"), expect={
+            "restarts": 1})  # fmt: skip
+        seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
+        seq.run("send-loki-logs-broken", broken("send-loki-logs"), expect={"restarts": 1})
+        sequences["send-loki-logs"] = seq.events
+
+    write_results(output, "falcosidekick-k8s", sequences, import_times(["src", "lib"]))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
