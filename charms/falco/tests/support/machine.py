@@ -99,7 +99,8 @@ class FakeMachine:
             directory.mkdir(parents=True, exist_ok=True)
         # What a real machine has before the charm arrives.
         (self.root / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
-        (self.root / "usr/src").mkdir(parents=True)
+        for directory in ("usr/src", "opt", "var/lib", "run"):
+            (self.root / directory).mkdir(parents=True)
         for tool in ("usr/bin/kill", "usr/sbin/modprobe"):
             (self.root / tool).parent.mkdir(parents=True, exist_ok=True)
             (self.root / tool).write_bytes(b"#!/bin/sh\nexit 0\n")
@@ -166,6 +167,12 @@ class FakeMachine:
             state["missing"] = value
         (self.state / f"{tool}.json").write_text(json.dumps(state))
 
+    def stop_by_hand(self, name: str = "juju-falco.service") -> None:
+        """Stop a unit behind the charm's back, as an administrator would."""
+        state = self.tool_state("systemd")
+        state["units"][name]["active"] = False
+        (self.state / "systemd.json").write_text(json.dumps(state))
+
     def unit(self, name: str = "juju-falco.service") -> dict[str, Any]:
         """Return systemd's view of a unit (active, enabled, failed, loaded)."""
         units: dict[str, Any] = self.tool_state("systemd").get("units", {})
@@ -180,11 +187,15 @@ class FakeMachine:
         return sum(verb in ("start", "restart") for verb in self.systemctl_verbs())
 
     def files(self) -> dict[str, tuple[int, int, int]]:
-        """Return every file under the root with (inode, mtime_ns, size), for diffing."""
+        """Return every path under the root, files with (inode, mtime_ns, size), for diffing.
+
+        Directories count by existence only: their mtime moves whenever an entry changes.
+        """
         found = {}
         for path in self._walk(self.root):
             stat = path.lstat()
-            found[str(path.relative_to(self.root))] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            key = str(path.relative_to(self.root))
+            found[key] = (0, 0, 0) if path.is_dir() else (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         return found
 
     @staticmethod

@@ -1,17 +1,241 @@
-"""State-transition tests of the falco charm."""
+"""State-transition tests of the falco charm: install, no-op hooks, config, status, removal."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
 from charm import FalcoCharm
+from machine import FakeMachine, changed_files
 from ops import testing
 
+CONFIG = Path("etc/juju-falco/falco.yaml")
+UNIT = Path("etc/systemd/system/juju-falco.service")
+LOCAL_ONLY = testing.ActiveStatus("alerts stay on this host: integrate http-endpoint")
 
-def test_status_says_falco_is_not_installed() -> None:
-    """arrange: a fresh unit. act: install. assert: Blocked, never a fake Active."""
-    ctx = testing.Context(FalcoCharm)
 
-    out = ctx.run(ctx.on.install(), testing.State())
+def rendered(machine: FakeMachine) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((machine.root / CONFIG).read_text())
+    return data
+
+
+def installed(ctx: testing.Context[FalcoCharm], state: testing.State) -> testing.State:
+    return ctx.run(ctx.on.install(), state)
+
+
+def test_install_runs_falco_hardened_with_local_alerts(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: a fresh machine. act: install. assert: Falco enabled and started once."""
+    out = installed(ctx, state)
+
+    assert out.unit_status == LOCAL_ONLY
+    assert out.workload_version == "0.44.1"
+    assert machine.unit() | {"loaded": None} == {
+        "active": True,
+        "enabled": True,
+        "failed": False,
+        "loaded": None,
+    }
+    assert machine.restarts() == 1
+    assert machine.tool_state("systemd").get("stale_starts") is None
+    unit = (machine.root / UNIT).read_text()
+    assert "CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_SYS_RESOURCE CAP_SYS_PTRACE" in unit
+    assert f"-c {machine.root / CONFIG}" in unit
+    config = rendered(machine)
+    assert config["engine"]["kind"] == "modern_ebpf"
+    assert config["http_output"] == {"enabled": False}
+    assert config["stdout_output"] == {"enabled": True}
+    # The config was checked with the payload's binary before going live.
+    assert any("--dry-run" in argv for argv in machine.calls("falco"))
+
+
+def test_every_alert_carries_the_juju_topology(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: a unit in a named model. act: install. assert: the five topology fields."""
+    model = testing.Model(name="prod", uuid="00000000-0000-4000-8000-000000000001")
+
+    installed(ctx, dataclasses.replace(state, model=model))
+
+    extra = rendered(machine)["append_output"][1]["extra_fields"]
+    assert extra == [
+        {"juju_unit": "falco/0"},
+        {"juju_application": "falco"},
+        {"juju_model": "prod"},
+        {"juju_model_uuid": "00000000-0000-4000-8000-000000000001"},
+        {"juju_charm": "falco"},
+    ]
+    config = rendered(machine)
+    assert config["json_output"] is True
+    assert config["json_include_output_fields_property"] is True
+
+
+@pytest.mark.parametrize(
+    "event",
+    ["update_status", "config_changed", "start", "upgrade_charm"],
+)
+def test_hook_without_changes_writes_and_restarts_nothing(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine, event: str
+) -> None:
+    """arrange: Falco installed. act: a hook whose inputs did not change. assert: no work."""
+    out = installed(ctx, state)
+    machine.clear_calls()
+    before = machine.files()
+
+    out = ctx.run(getattr(ctx.on, event)(), out)
+
+    assert changed_files(before, machine.files()) == 0
+    assert set(machine.systemctl_verbs()) <= {"is-active"}
+    assert machine.calls("falco") == []
+    assert out.unit_status == LOCAL_ONLY
+
+
+def test_outputs_queue_change_is_a_hot_reload(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco running. act: change outputs-queue-capacity. assert: file swap only."""
+    out = installed(ctx, state)
+    machine.clear_calls()
+    inode = (machine.root / CONFIG).stat().st_ino
+
+    out = ctx.run(
+        ctx.on.config_changed(),
+        dataclasses.replace(out, config={"outputs-queue-capacity": 5000}),
+    )
+
+    assert rendered(machine)["outputs_queue"] == {"capacity": 5000}
+    # Replaced atomically (new inode) so Falco's watcher reloads; no SIGHUP, no restart.
+    assert (machine.root / CONFIG).stat().st_ino != inode
+    assert set(machine.systemctl_verbs()) <= {"is-active"}
+    assert machine.unit()["active"] is True
+    assert out.unit_status == LOCAL_ONLY
+
+
+def test_buffer_size_change_restarts_once(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco running. act: change buffer-size-preset. assert: stop, write, start."""
+    out = installed(ctx, state)
+    machine.clear_calls()
+
+    ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"buffer-size-preset": 6}))
+
+    assert rendered(machine)["engine"]["modern_ebpf"]["buf_size_preset"] == 6
+    assert machine.systemctl_verbs().count("stop") == 1
+    assert machine.restarts() == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"driver": "ebpf"}, "invalid config 'driver'"),
+        ({"buffer-size-preset": 11}, "invalid config 'buffer-size-preset'"),
+        ({"buffer-size-preset": 0}, "invalid config 'buffer-size-preset'"),
+        ({"outputs-queue-capacity": 0}, "invalid config 'outputs-queue-capacity'"),
+    ],
+)
+def test_invalid_config_blocks_and_keeps_falco_running(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    config: dict[str, Any],
+    message: str,
+) -> None:
+    """arrange: Falco running. act: set an invalid value. assert: Blocked, nothing changed."""
+    out = installed(ctx, state)
+    machine.clear_calls()
+    before = machine.files()
+
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config=config))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.unit_status.message.startswith(message)
+    assert changed_files(before, machine.files()) == 0
+    assert machine.restarts() == 0
+    assert machine.unit()["active"] is True
+
+
+def test_failed_service_is_reported_and_not_restarted_by_idle_hooks(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco cannot start. act: install, update-status, fix via config. assert."""
+    machine.set_knob("systemd", "fail_start", True)
+
+    out = installed(ctx, state)
+    assert out.unit_status == testing.BlockedStatus(
+        "Falco is failed: see `journalctl -u juju-falco`"
+    )
+    machine.clear_calls()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert machine.restarts() == 0
+
+    machine.set_knob("systemd", "fail_start", False)
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"buffer-size-preset": 5}))
+    assert "reset-failed" in machine.systemctl_verbs()
+    assert machine.restarts() == 1
+    assert out.unit_status == LOCAL_ONLY
+
+
+def test_stopped_service_is_reported(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco installed, then stopped by hand. act: update-status. assert: Blocked."""
+    out = installed(ctx, state)
+    machine.stop_by_hand()
+
+    out = ctx.run(ctx.on.update_status(), out)
 
     assert out.unit_status == testing.BlockedStatus(
-        "Falco is not installed: no payload in this revision"
+        "Falco is not running: see `journalctl -u juju-falco`"
     )
+
+
+def test_remove_stops_disables_and_deletes_everything_it_created(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: snapshot of a fresh machine, then install. act: stop, remove. assert."""
+    machine.set_kernel("6.8.0-45-generic")
+    pristine = machine.files()
+    out = installed(ctx, state)
+    assert changed_files(pristine, machine.files()) > 0
+
+    out = ctx.run(ctx.on.stop(), out)
+    ctx.run(ctx.on.remove(), out)
+
+    assert machine.unit()["active"] is False
+    assert machine.unit()["enabled"] is False
+    assert changed_files(pristine, machine.files()) == 0
+
+
+def test_remove_undoes_the_kmod_build(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco on kmod. act: remove. assert: module unloaded, DKMS entry and sources gone."""
+    pristine = machine.files()
+    out = installed(ctx, dataclasses.replace(state, config={"driver": "kmod"}))
+    assert (machine.root / "usr/src/falco-10.2.0+driver/dkms.conf").is_file()
+
+    ctx.run(ctx.on.remove(), out)
+
+    assert ["-r", "falco"] in machine.calls("modprobe")
+    assert machine.tool_state("dkms")["installed"] == []
+    assert changed_files(pristine, machine.files()) == 0
+
+
+def test_no_payload_at_all_blocks(
+    machine: FakeMachine, tmp_path: Path, state: testing.State
+) -> None:
+    """arrange: a charm without bundled tarball, no resource. act: install. assert: Blocked."""
+    (tmp_path / "empty-charm").mkdir()
+    ctx = testing.Context(FalcoCharm, charm_root=tmp_path / "empty-charm")
+
+    out = ctx.run(ctx.on.install(), state)
+
+    assert out.unit_status == testing.BlockedStatus(
+        "no usable Falco payload: attach the 'falco' resource"
+    )
+    assert machine.restarts() == 0

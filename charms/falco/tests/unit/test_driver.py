@@ -1,0 +1,206 @@
+"""State-transition tests of the driver option: kernel checks, kmod via DKMS, auto."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+import yaml
+from charm import FalcoCharm
+from machine import DRIVER_VERSION, FakeMachine, changed_files
+from ops import testing
+
+
+def engine(machine: FakeMachine) -> str:
+    config: dict[str, Any] = yaml.safe_load((machine.root / "etc/juju-falco/falco.yaml").read_text())
+    return str(config["engine"]["kind"])
+
+
+def unit_text(machine: FakeMachine) -> str:
+    return (machine.root / "etc/systemd/system/juju-falco.service").read_text()
+
+
+@pytest.mark.parametrize(
+    ("release", "btf", "reason"),
+    [
+        (
+            "5.4.0-150-generic",
+            True,
+            "driver modern_ebpf: kernel 5.4.0-150-generic is older than 5.8 and has no BPF "
+            "ring buffer; try driver=kmod",
+        ),
+        (
+            "6.8.0-45-generic",
+            False,
+            "driver modern_ebpf: kernel 6.8.0-45-generic exposes no BTF at "
+            "/sys/kernel/btf/vmlinux; try driver=kmod",
+        ),
+    ],
+)
+def test_modern_ebpf_on_an_unfit_kernel_blocks_instead_of_crash_looping(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    release: str,
+    btf: bool,
+    reason: str,
+) -> None:
+    """arrange: a kernel without ring buffers or BTF. act: install. assert: Blocked, no start."""
+    machine.set_kernel(release, btf=btf)
+
+    out = ctx.run(ctx.on.install(), state)
+
+    assert out.unit_status == testing.BlockedStatus(reason)
+    assert machine.restarts() == 0
+    assert not (machine.root / "etc/systemd/system/juju-falco.service").exists()
+
+
+def test_container_machine_blocks(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: an LXD container. act: install with auto. assert: Blocked with both reasons."""
+    machine.make_container("lxc")
+
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "auto"}))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "no driver can run: modern_ebpf: this machine is a lxc container and cannot load BPF "
+        "programs; kmod: this machine is a lxc container and cannot load kernel modules"
+    )
+
+
+def test_kmod_builds_with_dkms_and_loads_before_falco(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: driver=kmod. act: install. assert: packages, DKMS build, modprobe in the unit."""
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "kmod"}))
+
+    assert out.unit_status.name == "active"
+    assert set(machine.tool_state("apt")["installed"]) == {
+        "dkms",
+        "linux-headers-6.8.0-45-generic",
+    }
+    assert machine.tool_state("dkms")["installed"] == [
+        f"falco/{DRIVER_VERSION}/6.8.0-45-generic"
+    ]
+    assert engine(machine) == "kmod"
+    text = unit_text(machine)
+    assert f"ExecStartPre=+{machine.root}/usr/sbin/modprobe falco" in text
+    assert "CapabilityBoundingSet" not in text
+    assert "PrivateDevices=no" in text
+
+
+def test_switching_driver_restarts_once_and_rebuilds_nothing_afterwards(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco on modern_ebpf. act: driver=kmod, then a no-op hook. assert."""
+    out = ctx.run(ctx.on.install(), state)
+    machine.clear_calls()
+
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"driver": "kmod"}))
+    assert machine.restarts() == 1
+    assert machine.systemctl_verbs().count("daemon-reload") == 1
+    assert machine.tool_state("systemd").get("stale_starts") is None
+    machine.clear_calls()
+    before = machine.files()
+
+    ctx.run(ctx.on.update_status(), out)
+
+    assert changed_files(before, machine.files()) == 0
+    assert machine.restarts() == 0
+    assert [argv[0] for argv in machine.calls("dkms")] == ["status"]
+
+
+def test_auto_falls_back_to_kmod_without_btf(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: no BTF. act: install with driver=auto. assert: kmod runs."""
+    machine.set_kernel("6.8.0-45-generic", btf=False)
+
+    ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "auto"}))
+
+    assert engine(machine) == "kmod"
+
+
+def test_auto_prefers_modern_ebpf(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: a modern kernel. act: install with driver=auto. assert: modern_ebpf, no DKMS."""
+    ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "auto"}))
+
+    assert engine(machine) == "modern_ebpf"
+    assert machine.calls("dkms") == []
+
+
+def test_kmod_under_lockdown_blocks(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Secure Boot lockdown. act: install with kmod. assert: Blocked, nothing built."""
+    machine.set_kernel("6.8.0-45-generic", lockdown="none [integrity] confidentiality")
+
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "kmod"}))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "driver kmod: kernel lockdown (integrity) refuses unsigned modules; "
+        "try driver=modern_ebpf"
+    )
+    assert machine.calls("dkms") == []
+
+
+def test_failed_dkms_build_blocks_and_is_retried_only_on_operator_action(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: DKMS fails. act: install, update-status, config-changed. assert: retries."""
+    machine.set_knob("dkms", "fail_build", True)
+    kmod = dataclasses.replace(state, config={"driver": "kmod"})
+
+    out = ctx.run(ctx.on.install(), kmod)
+    assert out.unit_status == testing.BlockedStatus(
+        f"DKMS could not build falco {DRIVER_VERSION} for kernel 6.8.0-45-generic: "
+        "Error! Bad return status for module build on kernel"
+    )
+    assert machine.restarts() == 0
+    machine.clear_calls()
+    before = machine.files()
+
+    out = ctx.run(ctx.on.update_status(), out)
+    assert [argv[0] for argv in machine.calls("dkms")] == ["status"]
+    assert changed_files(before, machine.files()) == 0
+
+    machine.set_knob("dkms", "fail_build", False)
+    out = ctx.run(ctx.on.config_changed(), out)
+    assert out.unit_status.name == "active"
+    assert machine.restarts() == 1
+
+
+def test_missing_kernel_headers_block_with_the_package_name(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: apt cannot find the headers. act: install with kmod. assert: Blocked."""
+    machine.set_knob("apt", "missing", ["linux-headers-6.8.0-45-generic"])
+
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "kmod"}))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.unit_status.message.startswith(
+        "cannot install dkms and linux-headers-6.8.0-45-generic"
+    )
+    assert machine.restarts() == 0
+
+
+def test_kmod_needs_driver_sources_in_the_payload(
+    machine: FakeMachine, tmp_path: Any, state: testing.State
+) -> None:
+    """arrange: a payload without usr/src/falco-*. act: install with kmod. assert: Blocked."""
+    from machine import build_payload
+
+    build_payload(tmp_path / "charm" / "payload", driver_sources=False)
+    ctx = testing.Context(FalcoCharm, charm_root=tmp_path / "charm")
+
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "kmod"}))
+
+    assert out.unit_status == testing.BlockedStatus(
+        "driver kmod: the Falco payload has no kmod driver sources (usr/src/falco-*); "
+        "try driver=modern_ebpf"
+    )
