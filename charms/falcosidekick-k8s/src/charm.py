@@ -17,7 +17,7 @@ from ingress import IngressRequirer, url_host
 from loki_push_api import LokiPushApiConsumer
 from sidekick import CONTAINER, LokiOutput, Settings, TlsMaterial, Workload
 
-if TYPE_CHECKING:  # imported where used: pydantic and cryptography cost every hook ~0.5 s
+if TYPE_CHECKING:  # imported where used: pydantic and cryptography import slower than ops
     from charmlibs.interfaces.tls_certificates import TLSCertificatesRequiresV4
     from config import CharmConfig
     from falcosidekick_http_endpoint import HttpEndpointProvider
@@ -65,31 +65,21 @@ class FalcosidekickCharm(ops.CharmBase):
         if not self.loki.urls():
             event.fail("no Loki to deliver to: integrate 'send-loki-logs' first")
             return
-        workload = Workload(container)
-        local = workload.deployed_endpoints() if container.can_connect() else None
-        tls = workload.deployed_tls() if local and local.tls else None
-        if local is None or not workload.is_running() or (local.tls and tls is None):
+        local = Workload(container).serving_endpoints() if container.can_connect() else None
+        if local is None:
             event.fail("falcosidekick is not running")
             return
-        context = sidekick_client.tls_context(tls.ca) if tls else None
         timeout = float(event.params.get("timeout", 10))
         try:
             delivery = sidekick_client.deliver_test_event(
-                local.alert_base, local.metrics_url, context, timeout_s=timeout
+                local.alert_base, local.metrics_url, local.ca, timeout_s=timeout
             )
         except sidekick_client.DeliveryCheckError as exc:
             event.fail(str(exc))
             return
-        event.set_results(
-            {"loki-ok": f"{delivery.before.ok:g} -> {delivery.after.ok:g}",
-             "loki-error": f"{delivery.before.error:g} -> {delivery.after.error:g}"}
-        )  # fmt: skip
-        if delivery.failed:
-            event.fail("Loki did not accept the test alert: see falcosidekick's logs")
-        elif not delivery.accepted:
-            event.fail(f"falcosidekick recorded no delivery to Loki within {timeout:g} s")
-        else:
-            event.set_results({"result": "Loki accepted the test alert"})
+        event.set_results(delivery.results())
+        if problem := delivery.problem(timeout):
+            event.fail(problem)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         if self._config is None:
@@ -99,8 +89,7 @@ class FalcosidekickCharm(ops.CharmBase):
             event.add_status(
                 ops.BlockedStatus("no TLS: integrate with 'certificates' or 'ingress'")
             )
-        container = self.unit.get_container(CONTAINER)
-        workload = Workload(container)
+        workload = Workload(self.unit.get_container(CONTAINER))
         try:
             if certificates and workload.deployed_tls() is None:
                 event.add_status(ops.WaitingStatus("waiting for a certificate on 'certificates'"))
@@ -125,7 +114,7 @@ class FalcosidekickCharm(ops.CharmBase):
         config = self._config
         if config is None:
             return  # the running config stays; the status names the option to fix
-        self.loki.publish(self._topology(), alert_rules={})
+        self.loki.publish(alert_rules={})
         container = self.unit.get_container(CONTAINER)
         if not container.can_connect():
             return  # Waiting; retried on pebble-ready and update-status
@@ -205,15 +194,6 @@ class FalcosidekickCharm(ops.CharmBase):
         from falcosidekick_http_endpoint import HttpEndpointProvider
 
         return HttpEndpointProvider(self)
-
-    def _topology(self) -> dict[str, str]:
-        return {
-            "model": self.model.name,
-            "model_uuid": self.model.uuid,
-            "application": self.app.name,
-            "unit": self.unit.name,
-            "charm_name": self.meta.name,
-        }
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,11 +72,22 @@ class LokiPushApiConsumer(ops.Object):
         self._stored.urls = sorted(urls)
         return sorted(urls)
 
-    def publish(self, metadata: Mapping[str, str], alert_rules: Mapping[str, Any]) -> bool:
-        """As leader, write ``metadata`` and ``alert_rules`` where changed; True if written."""
+    def topology(self) -> dict[str, str]:
+        """The Juju topology the provider labels our alert rules with."""
+        charm = self._charm
+        return {
+            "model": charm.model.name,
+            "model_uuid": charm.model.uuid,
+            "application": charm.app.name,
+            "unit": charm.unit.name,
+            "charm_name": charm.meta.name,
+        }
+
+    def publish(self, alert_rules: Mapping[str, Any]) -> bool:
+        """As leader, write our topology and ``alert_rules`` where changed; True if written."""
         if not self._charm.unit.is_leader():
             return False
-        wanted = app_data(metadata, alert_rules)
+        wanted = app_data(self.topology(), alert_rules)
         changed = False
         for relation in self.relations:
             changed = update_changed(relation.data[self._charm.app], wanted) or changed

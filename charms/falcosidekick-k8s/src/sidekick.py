@@ -90,7 +90,7 @@ class LocalEndpoints:
 
     alert_base: str
     metrics_url: str
-    tls: bool
+    ca: str | None = None
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -208,20 +208,24 @@ class Workload:
         chain, key, ca = (self._read(path) for path in (CERT_FILE, KEY_FILE, CA_FILE))
         return TlsMaterial(chain, key, ca) if chain and key and ca else None
 
-    def deployed_endpoints(self) -> LocalEndpoints | None:
-        """Return where the running config listens, or None before the first config."""
+    def serving_endpoints(self) -> LocalEndpoints | None:
+        """Return how the running sidekick is reached from inside the pod; None if not running.
+
+        Read from the deployed config, not from the charm's inputs: it is what runs.
+        """
         text = self._read(CONFIG_FILE)
-        if text is None:
+        if text is None or not self.is_running():
             return None
         config = yaml.safe_load(text)
         port = config["listenport"]
-        tls = bool(config["tlsserver"]["deploy"])
-        metrics_port = config["tlsserver"]["notlsport"] if tls else port
-        return LocalEndpoints(
-            alert_base=f"{'https' if tls else 'http'}://{LOOPBACK}:{port}",
-            metrics_url=f"http://{LOOPBACK}:{metrics_port}/metrics",
-            tls=tls,
-        )
+        if not config["tlsserver"]["deploy"]:
+            metrics_url = f"http://{LOOPBACK}:{port}/metrics"
+            return LocalEndpoints(f"http://{LOOPBACK}:{port}", metrics_url)
+        tls = self.deployed_tls()
+        if tls is None:
+            return None
+        metrics_url = f"http://{LOOPBACK}:{config['tlsserver']['notlsport']}/metrics"
+        return LocalEndpoints(f"https://{LOOPBACK}:{port}", metrics_url, tls.ca)
 
     def is_running(self) -> bool:
         """Return whether Pebble reports the service as running."""

@@ -51,6 +51,22 @@ class Delivery:
         """The output recorded at least one more failed delivery."""
         return self.after.error > self.before.error
 
+    def results(self) -> dict[str, str]:
+        """Return the counters before and after, as action results."""
+        return {
+            "loki-ok": f"{self.before.ok:g} -> {self.after.ok:g}",
+            "loki-error": f"{self.before.error:g} -> {self.after.error:g}",
+            **({"result": "Loki accepted the test alert"} if self.accepted else {}),
+        }
+
+    def problem(self, timeout_s: float) -> str | None:
+        """Return why the test alert did not reach Loki, or None if it did."""
+        if self.failed:
+            return "Loki did not accept the test alert: see falcosidekick's logs"
+        if not self.accepted:
+            return f"falcosidekick recorded no delivery to Loki within {timeout_s:g} s"
+        return None
+
 
 def output_counts(metrics_text: str, destination: str) -> OutputCounts:
     """Return the delivery counters of ``destination`` from a Prometheus text exposition."""
@@ -92,15 +108,17 @@ def tls_context(ca_pem: str) -> ssl.SSLContext:
 def deliver_test_event(
     alert_base: str,
     metrics_url: str,
-    context: ssl.SSLContext | None = None,
+    ca_pem: str | None = None,
     destination: str = "loki",
     timeout_s: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Delivery:
     """Post a test event to ``alert_base``/test, wait for ``destination`` to record it.
 
+    ``ca_pem`` is the CA to verify the sidekick with when it serves TLS.
     Raises DeliveryCheckError when the sidekick cannot be reached.
     """
+    context = tls_context(ca_pem) if ca_pem else None
     before = output_counts(_open(metrics_url, None).decode(), destination)
     # alert_base is built by the charm from its own config: always http(s) to loopback.
     request = urllib.request.Request(f"{alert_base}/test", data=b"", method="POST")  # noqa: S310

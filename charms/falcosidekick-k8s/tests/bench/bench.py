@@ -38,9 +38,10 @@ Step = Callable[[testing.State], tuple[Any, testing.State]]
 class Sequence:
     """Dispatches events one after the other, each on the previous output state."""
 
-    def __init__(self, ctx: Ctx, state: testing.State):
+    def __init__(self, ctx: Ctx, state: testing.State, root: Path):
         self.ctx = ctx
         self.state = state
+        self.root = root
         self.events: list[EventStats] = []
 
     def run(
@@ -106,7 +107,18 @@ CTX: Ctx = testing.Context(FalcosidekickCharm)
 
 def fresh(root: Path, *relations: testing.Relation) -> Sequence:
     base = {testing.Relation("http-endpoint", remote_app_name="falco"), *relations}
-    return Sequence(CTX, states.state(root, leader=True, relations=base))
+    return Sequence(CTX, states.state(root, leader=True, relations=base), root)
+
+
+def lifecycle(
+    seq: Sequence, relation: testing.Relation, hook: str, names: tuple[str, str]
+) -> list[EventStats]:
+    """Start the sidekick, then add ``relation`` (one restart), idle, remove it (one restart)."""
+    seq.quiet(same(CTX.on.pebble_ready(states.container(seq.root))))
+    seq.run(names[0], add_relation(relation, hook), expect={"restarts": 1})
+    seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
+    seq.run(names[1], broken(relation.endpoint), expect={"restarts": 1})
+    return seq.events
 
 
 def main(output: Path) -> None:
@@ -121,17 +133,15 @@ def main(output: Path) -> None:
             path.mkdir()
             return path
 
-        seq = fresh(
-            dir_ := root(), states.ingress_relation(INGRESS_URL), states.loki_relation(LOKI_URL)
-        )
-        seq.run("pebble-ready", same(CTX.on.pebble_ready(states.container(dir_))), expect={
-            "restarts": 1})  # fmt: skip
+        seq = fresh(root(), states.ingress_relation(INGRESS_URL), states.loki_relation(LOKI_URL))
+        pebble_ready = same(CTX.on.pebble_ready(states.container(seq.root)))
+        seq.run("pebble-ready", pebble_ready, expect={"restarts": 1})
         seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True)
         seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
         sequences["steady"] = seq.events
 
-        seq = fresh(dir_ := root(), states.certificates_relation())
-        seq.quiet(same(CTX.on.pebble_ready(states.container(dir_))))
+        seq = fresh(root(), states.certificates_relation())
+        seq.quiet(same(CTX.on.pebble_ready(states.container(seq.root))))
         seq.quiet(lambda s: (CTX.on.relation_created(states.relation(s, "certificates")), s))
         seq.run("certificate-available", answer_csr(ca, 90), expect={"restarts": 1})
         seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
@@ -139,23 +149,16 @@ def main(output: Path) -> None:
         seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True)
         sequences["certificates"] = seq.events
 
-        seq = fresh(dir_ := root())
-        seq.quiet(same(CTX.on.pebble_ready(states.container(dir_))))
         ingress = states.ingress_relation(INGRESS_URL)
-        seq.run("ingress-ready", add_relation(ingress, "relation_changed"), expect={
-            "restarts": 1})  # fmt: skip
-        seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
-        seq.run("ingress-revoked", broken("ingress"), expect={"restarts": 1})
-        sequences["ingress"] = seq.events
-
-        seq = fresh(dir_ := root(), states.ingress_relation(INGRESS_URL))
-        seq.quiet(same(CTX.on.pebble_ready(states.container(dir_))))
-        loki = states.loki_relation(LOKI_URL)
-        seq.run("send-loki-logs-joined", add_relation(loki, "relation_joined"), expect={
-            "restarts": 1})  # fmt: skip
-        seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
-        seq.run("send-loki-logs-broken", broken("send-loki-logs"), expect={"restarts": 1})
-        sequences["send-loki-logs"] = seq.events
+        sequences["ingress"] = lifecycle(
+            fresh(root()), ingress, "relation_changed", ("ingress-ready", "ingress-revoked")
+        )
+        sequences["send-loki-logs"] = lifecycle(
+            fresh(root(), states.ingress_relation(INGRESS_URL)),
+            states.loki_relation(LOKI_URL),
+            "relation_joined",
+            ("send-loki-logs-joined", "send-loki-logs-broken"),
+        )
 
     write_results(output, "falcosidekick-k8s", sequences, import_times(["src", "lib"]))
 

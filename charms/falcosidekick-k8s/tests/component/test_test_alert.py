@@ -10,7 +10,7 @@ import sidekick_states as states
 from charm import FalcosidekickCharm
 from fake_sidekick import FakeSidekick, serving
 from ops import testing
-from sidekick_client import DeliveryCheckError, deliver_test_event, output_counts, tls_context
+from sidekick_client import DeliveryCheckError, deliver_test_event, output_counts
 from tls_material import Issued, issue, make_ca
 
 Ctx = testing.Context[FalcosidekickCharm]
@@ -48,9 +48,9 @@ def test_tls_sidekick_is_verified_against_its_ca(tmp_path: Path, ca: Issued) -> 
     server_context.load_cert_chain(tmp_path / "crt", tmp_path / "key")
 
     with serving(FakeSidekick(), tls=server_context) as (alert_base, metrics_url):
-        delivery = deliver_test_event(alert_base, metrics_url, tls_context(ca.cert_pem))
+        delivery = deliver_test_event(alert_base, metrics_url, ca.cert_pem)
         with pytest.raises(DeliveryCheckError, match="cannot reach falcosidekick"):
-            deliver_test_event(alert_base, metrics_url, tls_context(make_ca("Other").cert_pem))
+            deliver_test_event(alert_base, metrics_url, make_ca("Other").cert_pem)
 
     assert alert_base.startswith("https://")
     assert delivery.accepted

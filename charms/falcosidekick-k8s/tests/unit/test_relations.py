@@ -324,3 +324,31 @@ def test_new_leader_publishes_and_non_leader_does_not(ctx: Ctx, root: Path) -> N
     assert (
         json.loads(states.relation(leader, "http-endpoint").local_app_data["url"]) == INGRESS_URL
     )
+
+
+def test_certificates_removed_with_ingress_falls_back_to_ingress_only(
+    ctx: Ctx, root: Path, ca: Issued
+) -> None:
+    """arrange: certificates and ingress. act: certificates broken. assert: plain backend, URL."""
+    state = states.state(
+        root,
+        leader=True,
+        relations={
+            states.certificates_relation(),
+            states.ingress_relation(INGRESS_URL),
+            testing.Relation("http-endpoint"),
+        },
+    )
+    both = states.with_certificate(ctx, state, ca)
+
+    with record_pebble() as pebble_calls:
+        out = ctx.run(ctx.on.relation_broken(states.relation(both, "certificates")), both)
+
+    assert pebble_calls.count("replan_services") == 1
+    config = states.rendered_config(root)
+    assert (config["listenaddress"], config["tlsserver"]) == ("", {"deploy": False})
+    assert "scheme" not in states.relation(out, "ingress").local_app_data
+    assert json.loads(states.relation(out, "http-endpoint").local_app_data["url"]) == INGRESS_URL
+    assert out.unit_status == testing.ActiveStatus(
+        "alerts are not stored: integrate 'send-loki-logs'"
+    )
