@@ -13,6 +13,7 @@ from charm import FalcosidekickCharm
 from cryptography import x509
 from ops import pebble, testing
 from ops_probes import record_pebble, record_relation_writes
+from sidekick import Workload
 from tls_material import Issued
 
 Ctx = testing.Context[FalcosidekickCharm]
@@ -272,3 +273,18 @@ def test_status_reports_a_dead_or_unhealthy_service(ctx: Ctx, root: Path) -> Non
 
     assert dead.unit_status == testing.WaitingStatus("falcosidekick is not running, see its logs")
     assert sick.unit_status == testing.WaitingStatus("falcosidekick fails its health check")
+
+
+def test_serving_endpoints_follow_the_deployed_tls_mode(ctx: Ctx, root: Path, ca: Issued) -> None:
+    """arrange: TLS served. act: ask where the sidekick answers. assert: https, 2810, the CA."""
+    out = states.with_certificate(ctx, tls_state(root), ca)
+
+    with ctx(ctx.on.update_status(), out) as manager:
+        container = manager.charm.unit.get_container(states.CONTAINER)
+        local = Workload(container).serving_endpoints()
+
+    assert local is not None
+    assert local.alert_base == "https://127.0.0.1:2801"
+    assert local.metrics_url == "http://127.0.0.1:2810/metrics"
+    assert local.ca is not None
+    assert local.ca.strip() == ca.cert_pem.strip()
