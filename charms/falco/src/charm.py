@@ -18,7 +18,6 @@ import kmod
 import ops
 import payload
 import service
-import systemd_unit
 from charm_config import InvalidConfigError, load_charm_config
 from config import FalcoConfig
 from falcosidekick_http_endpoint import HttpEndpointRequirer
@@ -98,9 +97,17 @@ class FalcoCharm(ops.CharmBase):
                 logger.error("cannot build the Falco kernel module: %s", exc)
                 return
         destination = alert_destination.choose(self.http_endpoint.read(), self._layout)
-        outcome = service.converge(
-            self._layout, self._desired(config, current, choice, destination)
+        topology = falco_config.Topology(
+            model=self.model.name,
+            model_uuid=self.model.uuid,
+            application=self.app.name,
+            unit=self.unit.name,
+            charm_name=self.meta.name,
         )
+        wanted = service.desired(
+            self._layout, config, current, choice.engine_kind, topology, destination
+        )
+        outcome = service.converge(self._layout, wanted)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
             return
@@ -109,70 +116,15 @@ class FalcoCharm(ops.CharmBase):
         for stale in payload.prune(self._layout, keep=current):
             logger.info("removed the replaced payload %s", stale)
 
-    def _desired(
-        self,
-        config: FalcoConfig,
-        current: payload.Payload,
-        choice: kernel.DriverChoice,
-        destination: alert_destination.Destination,
-    ) -> service.Desired:
-        engine = str(choice.engine_kind)
-        data = falco_config.build(
-            falco_config.ConfigInputs(
-                payload=current,
-                engine_kind=engine,
-                buffer_size_preset=config.buffer_size_preset,
-                outputs_queue_capacity=config.outputs_queue_capacity,
-                topology=falco_config.Topology(
-                    model=self.model.name,
-                    model_uuid=self.model.uuid,
-                    application=self.app.name,
-                    unit=self.unit.name,
-                    charm_name=self.meta.name,
-                ),
-                http=destination.http,
-            )
-        )
-        unit = systemd_unit.render(
-            systemd_unit.UnitInputs(
-                falco_binary=current.falco_binary,
-                config_file=self._layout.config_file,
-                kill_binary=self._layout.kill_binary,
-                engine_kind=engine,
-                modprobe_binary=self._layout.modprobe_binary,
-            )
-        )
-        return service.Desired(
-            falco_binary=current.falco_binary,
-            config=data,
-            config_text=falco_config.render(data),
-            unit_text=unit,
-            http_ca_pem=destination.ca_pem,
-        )
-
     def _ensure_payload(self, refresh: bool) -> payload.Payload | None:
         """Return the payload to run, unpacking a new candidate when one may have arrived."""
         current = payload.installed(self._layout)
         if current is not None and not refresh:
             return current
-        tarball = self._payload_source()
-        if tarball is None:
-            return current
-        sha256 = payload.digest(tarball)
-        refused = payload.rejection(self._layout)
-        if (current is not None and current.sha256 == sha256) or (
-            refused is not None and refused.sha256 == sha256
-        ):
-            return current
-        try:
-            candidate = payload.stage(self._layout, tarball, sha256)
-        except payload.PayloadError as exc:
-            logger.error("refusing the Falco payload %s: %s", tarball, exc)
-            payload.record_rejection(self._layout, sha256, str(exc))
-            return current
-        payload.record(self._layout, candidate)
-        self.unit.set_workload_version(candidate.falco_version)
-        return candidate
+        current, new = payload.ensure(self._layout, self._payload_source())
+        if new and current is not None:
+            self.unit.set_workload_version(current.falco_version)
+        return current
 
     def _payload_source(self) -> Path | None:
         """Return the attached ``falco`` resource if there is one, else the bundled tarball."""

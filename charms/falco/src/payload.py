@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
-import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ CONTAINER_PLUGIN = "usr/share/falco/plugins/libcontainer.so"
 DEFAULT_RULES = "etc/falco/falco_rules.yaml"
 REQUIRED_FILES = (FALCO_BINARY, CONTAINER_PLUGIN, DEFAULT_RULES)
 DRIVER_SOURCES_GLOB = "usr/src/falco-*"
+logger = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
@@ -108,6 +109,9 @@ def rejection(layout: Layout) -> Rejection | None:
 
 def _unpack(tarball: Path, destination: Path) -> None:
     """Unpack the release layout of ``tarball`` into ``destination`` (top dir stripped)."""
+    # Imported here: only install and upgrade-charm unpack anything.
+    import tarfile
+
     scratch = destination.with_name(destination.name + ".unpacking")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -184,6 +188,32 @@ def record(layout: Layout, payload: Payload) -> bool:
 def record_rejection(layout: Layout, sha256: str, reason: str) -> bool:
     """Remember that the payload ``sha256`` was refused; return True if that is news."""
     return _write_json(layout.payload_rejection, {"sha256": sha256, "reason": reason})
+
+
+def ensure(layout: Layout, tarball: Path | None) -> tuple[Payload | None, bool]:
+    """Return the payload to run for the candidate ``tarball``, and whether it is new.
+
+    A candidate already in use or already refused costs a digest and nothing else; a new
+    one is unpacked and checked, and either becomes the payload to run or is recorded as
+    refused while the current payload stays.
+    """
+    current = installed(layout)
+    if tarball is None:
+        return current, False
+    sha256 = digest(tarball)
+    refused = rejection(layout)
+    if (current is not None and current.sha256 == sha256) or (
+        refused is not None and refused.sha256 == sha256
+    ):
+        return current, False
+    try:
+        candidate = stage(layout, tarball, sha256)
+    except PayloadError as exc:
+        logger.error("refusing the Falco payload %s: %s", tarball, exc)
+        record_rejection(layout, sha256, str(exc))
+        return current, False
+    record(layout, candidate)
+    return candidate, True
 
 
 def prune(layout: Layout, keep: Payload) -> list[Path]:

@@ -25,8 +25,12 @@ from typing import Any
 
 import falco_cli
 import falco_config
+import systemd_unit
+from alert_destination import Destination
 from charmlibs import systemd
+from config import FalcoConfig
 from layout import SERVICE_NAME, Layout
+from payload import Payload
 
 
 class Action(enum.Enum):
@@ -54,6 +58,43 @@ class Outcome:
 
     action: Action = Action.NONE
     problem: str | None = None
+
+
+def desired(
+    layout: Layout,
+    config: FalcoConfig,
+    current: Payload,
+    engine_kind: str,
+    topology: falco_config.Topology,
+    destination: Destination,
+) -> Desired:
+    """Return the files Falco should run with for these inputs."""
+    data = falco_config.build(
+        falco_config.ConfigInputs(
+            payload=current,
+            engine_kind=engine_kind,
+            buffer_size_preset=config.buffer_size_preset,
+            outputs_queue_capacity=config.outputs_queue_capacity,
+            topology=topology,
+            http=destination.http,
+        )
+    )
+    unit = systemd_unit.render(
+        systemd_unit.UnitInputs(
+            falco_binary=current.falco_binary,
+            config_file=layout.config_file,
+            kill_binary=layout.kill_binary,
+            engine_kind=engine_kind,
+            modprobe_binary=layout.modprobe_binary,
+        )
+    )
+    return Desired(
+        falco_binary=current.falco_binary,
+        config=data,
+        config_text=falco_config.render(data),
+        unit_text=unit,
+        http_ca_pem=destination.ca_pem,
+    )
 
 
 def _read(path: Path) -> str | None:

@@ -1,6 +1,6 @@
 """Every falco.yaml variant the charm can render validates against Falco 0.44.1's schema.
 
-The schema (``falco --config-schema``, kept in tests/fixtures) has ``additionalProperties:
+The schema (``falco --config-schema``, kept in tests/reference) has ``additionalProperties:
 false`` at the top level, so a misspelt or removed key fails here rather than being a warning
 in Falco's log on a production machine.
 """

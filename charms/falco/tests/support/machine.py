@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 SUPPORT = Path(__file__).resolve().parent
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "reference"
 TOOL_NAMES = ("systemctl", "dkms", "modprobe", "dpkg", "apt-get", "apt-cache")
 FALCO_VERSION = "0.44.1"
 DRIVER_VERSION = "10.2.0+driver"
 
 
 def reference_file(name: str) -> Path:
-    """Return an upstream Falco 0.44.1 file kept under tests/fixtures."""
+    """Return an upstream Falco 0.44.1 file kept under tests/reference."""
     return FIXTURES / name
 
 
@@ -180,7 +180,9 @@ class FakeMachine:
 
     def systemctl_verbs(self) -> list[str]:
         """Return the systemctl verbs called, in order (queries included)."""
-        return [next(a for a in argv if not a.startswith("--")) for argv in self.calls("systemctl")]
+        return [
+            next(a for a in argv if not a.startswith("--")) for argv in self.calls("systemctl")
+        ]
 
     def restarts(self) -> int:
         """Return how many times the service was (re)started."""
@@ -195,7 +197,9 @@ class FakeMachine:
         for path in self._walk(self.root):
             stat = path.lstat()
             key = str(path.relative_to(self.root))
-            found[key] = (0, 0, 0) if path.is_dir() else (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            found[key] = (
+                (0, 0, 0) if path.is_dir() else (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            )
         return found
 
     @staticmethod

@@ -174,7 +174,9 @@ def test_failed_service_is_reported_and_not_restarted_by_idle_hooks(
     assert machine.restarts() == 0
 
     machine.set_knob("systemd", "fail_start", False)
-    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"buffer-size-preset": 5}))
+    out = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"buffer-size-preset": 5})
+    )
     assert "reset-failed" in machine.systemctl_verbs()
     assert machine.restarts() == 1
     assert out.unit_status == LOCAL_ONLY
@@ -214,7 +216,7 @@ def test_remove_stops_disables_and_deletes_everything_it_created(
 def test_remove_undoes_the_kmod_build(
     ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
 ) -> None:
-    """arrange: Falco on kmod. act: remove. assert: module unloaded, DKMS entry and sources gone."""
+    """arrange: Falco on kmod. act: remove. assert: module unloaded, DKMS build undone."""
     pristine = machine.files()
     out = installed(ctx, dataclasses.replace(state, config={"driver": "kmod"}))
     assert (machine.root / "usr/src/falco-10.2.0+driver/dkms.conf").is_file()

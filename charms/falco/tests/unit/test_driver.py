@@ -13,7 +13,9 @@ from ops import testing
 
 
 def engine(machine: FakeMachine) -> str:
-    config: dict[str, Any] = yaml.safe_load((machine.root / "etc/juju-falco/falco.yaml").read_text())
+    config: dict[str, Any] = yaml.safe_load(
+        (machine.root / "etc/juju-falco/falco.yaml").read_text()
+    )
     return str(config["engine"]["kind"])
 
 
@@ -81,9 +83,7 @@ def test_kmod_builds_with_dkms_and_loads_before_falco(
         "dkms",
         "linux-headers-6.8.0-45-generic",
     }
-    assert machine.tool_state("dkms")["installed"] == [
-        f"falco/{DRIVER_VERSION}/6.8.0-45-generic"
-    ]
+    assert machine.tool_state("dkms")["installed"] == [f"falco/{DRIVER_VERSION}/6.8.0-45-generic"]
     assert engine(machine) == "kmod"
     text = unit_text(machine)
     assert f"ExecStartPre=+{machine.root}/usr/sbin/modprobe falco" in text
@@ -142,8 +142,7 @@ def test_kmod_under_lockdown_blocks(
     out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "kmod"}))
 
     assert out.unit_status == testing.BlockedStatus(
-        "driver kmod: kernel lockdown (integrity) refuses unsigned modules; "
-        "try driver=modern_ebpf"
+        "driver kmod: kernel lockdown (integrity) refuses unsigned modules; try driver=modern_ebpf"
     )
     assert machine.calls("dkms") == []
 
