@@ -25,6 +25,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/lib/charm_config.py",
         "charms/falcosidekick-k8s/lib/charm_config.py",
     ),
+    "libs/relation_data/relation_data.py": (
+        "charms/falco/lib/relation_data.py",
+        "charms/falcosidekick-k8s/lib/relation_data.py",
+    ),
     "libs/testing/bench_support.py": (
         "charms/falco/tests/shared/bench_support.py",
         "charms/falcosidekick-k8s/tests/shared/bench_support.py",

@@ -36,15 +36,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import ops
-import pydantic
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RELATION_NAME = "http-endpoint"
 URL_KEY = "url"
 CA_CERT_KEY = "ca_cert"
-
-_HTTP_URL = pydantic.TypeAdapter(pydantic.HttpUrl)
 
 
 class InvalidEndpointError(ValueError):
@@ -82,8 +79,12 @@ def normalise_url(url: str) -> str:
 
     Only http and https are accepted, because Falco's http_output speaks nothing else.
     """
+    # Imported here: building the validator costs import time on every hook, and it is
+    # only needed when there is a URL to look at.
+    import pydantic
+
     try:
-        return str(_HTTP_URL.validate_python(url))
+        return str(pydantic.TypeAdapter(pydantic.HttpUrl).validate_python(url))
     except pydantic.ValidationError as exc:
         raise ValueError(f"not an http(s) URL: {url!r}") from exc
 
@@ -184,6 +185,23 @@ class HttpEndpointProvider(ops.Object):
             }
             if changes:
                 databag.update(changes)
+                changed = True
+        return changed
+
+    def withdraw(self) -> bool:
+        """Remove the endpoint from every relation; return True if a bag changed.
+
+        For when the sidekick stops listening where it said it would: a stale URL would only
+        make every Falco unit fail its posts, while no URL makes them say alerts stay local.
+        """
+        if not self._charm.unit.is_leader():
+            return False
+        changed = False
+        for relation in self._charm.model.relations[self._relation_name]:
+            databag = relation.data[self._charm.app]
+            stale = {key: "" for key in (URL_KEY, CA_CERT_KEY) if databag.get(key)}
+            if stale:
+                databag.update(stale)
                 changed = True
         return changed
 

@@ -78,6 +78,31 @@ def make_ca(common_name: str = "Test CA") -> Issued:
     return Issued(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key))
 
 
+def sign_csr(csr_pem: str, ca: Issued, days: int = 90) -> str:
+    """Return a certificate for ``csr_pem`` signed by ``ca``, as a TLS provider would issue it.
+
+    The subject and SANs are the CSR's own, so a test sees exactly what the charm asked for.
+    """
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    ca_key = serialization.load_pem_private_key(ca.key_pem.encode(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("make_ca() issues EC keys; this CA key is something else")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+    )
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        builder = builder.add_extension(san.value, critical=False)
+    except x509.ExtensionNotFound:
+        pass
+    cert = _validity(builder, days).sign(ca_key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def issue(
     ca: Issued,
     common_name: str,

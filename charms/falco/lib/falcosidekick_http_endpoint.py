@@ -46,7 +46,6 @@ URL_KEY = "url"
 CA_CERT_KEY = "ca_cert"
 
 
-
 class InvalidEndpointError(ValueError):
     """The provider was asked to publish something that no requirer could use."""
 

@@ -21,7 +21,10 @@ class ProviderCharm(ops.CharmBase):
     def _publish(self, _: ops.EventBase) -> None:
         url = str(self.config.get("url", ""))
         ca_cert = str(self.config.get("ca-cert", "")) or None
-        self.published = self.endpoint.publish(url, ca_cert)
+        if url == "withdraw":
+            self.published = self.endpoint.withdraw()
+        else:
+            self.published = self.endpoint.publish(url, ca_cert)
 
 
 class RequirerCharm(ops.CharmBase):

@@ -143,6 +143,39 @@ def test_dropping_the_ca_deletes_the_key(provider_ctx: testing.Context, ca: Issu
     assert out.get_relation(relation.id).local_app_data == {"url": json.dumps(URL)}
 
 
+def test_withdraw_removes_url_and_ca(
+    provider_ctx: testing.Context, relation_writes: Calls, ca: Issued
+) -> None:
+    """arrange: two relations with an endpoint. act: withdraw. assert: bags emptied, 2 writes."""
+    relations = {
+        _relation("falco-a", local_app_data=app_bag(URL, ca.cert_pem)),
+        _relation("falco-b", local_app_data=app_bag(URL)),
+    }
+    state = testing.State(leader=True, relations=relations, config={"url": "withdraw"})
+
+    with provider_ctx(provider_ctx.on.config_changed(), state) as manager:
+        out = manager.run()
+        assert manager.charm.published is True
+
+    assert relation_writes.count("relation_set") == 2
+    for relation in relations:
+        assert out.get_relation(relation.id).local_app_data == {}
+
+
+@pytest.mark.parametrize("leader", [True, False])
+def test_withdraw_with_nothing_published_writes_nothing(
+    provider_ctx: testing.Context, relation_writes: Calls, leader: bool
+) -> None:
+    """arrange: no endpoint published (or not leader). act: withdraw. assert: no write."""
+    state = testing.State(leader=leader, relations={_relation()}, config={"url": "withdraw"})
+
+    with provider_ctx(provider_ctx.on.config_changed(), state) as manager:
+        manager.run()
+        assert manager.charm.published is False
+
+    assert relation_writes.count("relation_set") == 0
+
+
 @pytest.mark.parametrize(
     ("url", "ca_cert"),
     [

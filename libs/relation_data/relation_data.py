@@ -1,0 +1,51 @@
+"""Relation databag helpers shared by our relation-interface modules.
+
+Every write to a databag wakes every unit on the other side of the relation, so writes happen
+only when a value changes, and never clear keys we do not own (Juju keeps its own keys in unit
+bags). Remote data is never trusted to be well formed: readers raise ValueError naming the
+key, and callers log it and keep their last good value.
+
+Source of truth: ``libs/relation_data/`` in the falco-operators repository; the charms carry
+generated copies under ``lib/`` (``make vendor``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, MutableMapping
+from urllib.parse import urlsplit
+
+
+def update_changed(databag: MutableMapping[str, str], wanted: Mapping[str, str]) -> bool:
+    """Write the keys of ``wanted`` whose value differs (``""`` deletes); True if any did."""
+    changes = {key: value for key, value in wanted.items() if databag.get(key, "") != value}
+    if changes:
+        databag.update(changes)
+    return bool(changes)
+
+
+def read_url(databag: Mapping[str, str], key: str) -> str | None:
+    """Return the http(s) ``url`` of the JSON object under ``key``; None if ``key`` is unset.
+
+    This is the shape of the ``ingress`` (v2) and ``loki_push_api`` ``endpoint`` values.
+    Raises ValueError, naming the key, when the value is not usable.
+    """
+    raw = databag.get(key, "")
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{key!r} is not JSON text") from exc
+    url = data.get("url") if isinstance(data, dict) else None
+    if not isinstance(url, str):
+        raise ValueError(f"{key!r} has no 'url' string")
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises ValueError on a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"{key!r} url is not an http(s) URL: {url!r}") from exc
+    if not usable:
+        raise ValueError(f"{key!r} url is not an http(s) URL: {url!r}")
+    return url
