@@ -9,12 +9,12 @@ Falco package of the principal installed.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import records
 from layout import Layout
 
 MODULE = "falco"
@@ -40,11 +40,12 @@ def _record_path(layout: Layout) -> Path:
 
 def read_record(layout: Layout) -> KmodRecord | None:
     """Return what the charm added to DKMS, if anything."""
-    try:
-        data = json.loads(_record_path(layout).read_text())
-        return KmodRecord(version=data["version"], created_sources=bool(data["created_sources"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    data = records.read(_record_path(layout)) or {}
+    if "version" not in data:
         return None
+    return KmodRecord(
+        version=str(data["version"]), created_sources=bool(data.get("created_sources"))
+    )
 
 
 def _tool(name: str) -> str:
@@ -96,21 +97,7 @@ def _failure_path(layout: Layout) -> Path:
 
 def failure(layout: Layout) -> str | None:
     """Return why the last build failed, if the last attempt failed."""
-    try:
-        return str(json.loads(_failure_path(layout).read_text())["reason"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_json(path: Path, data: dict[str, object]) -> None:
-    text = json.dumps(data, sort_keys=True) + "\n"
-    try:
-        if path.read_text() == text:
-            return
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(text)
+    return records.field(_failure_path(layout), "reason")
 
 
 def _build(layout: Layout, sources: Path, version: str, release: str) -> None:
@@ -122,7 +109,7 @@ def _build(layout: Layout, sources: Path, version: str, release: str) -> None:
     previous = read_record(layout)
     if previous is not None and previous.version == version:
         created = created or previous.created_sources
-    _write_json(_record_path(layout), {"version": version, "created_sources": created})
+    records.write(_record_path(layout), {"version": version, "created_sources": created})
     build = _run([_tool("dkms"), "install", "-m", MODULE, "-v", version, "-k", release])
     if build.returncode != 0:
         raise KmodError(
@@ -143,16 +130,13 @@ def ensure_module(layout: Layout, sources: Path, release: str, retry: bool) -> b
         _failure_path(layout).unlink(missing_ok=True)
         return False
     attempt = {"version": version, "release": release}
-    try:
-        recorded = json.loads(_failure_path(layout).read_text())
-    except (OSError, ValueError):
-        recorded = None
-    if not retry and isinstance(recorded, dict) and recorded.get("attempt") == attempt:
+    recorded = records.read(_failure_path(layout)) or {}
+    if not retry and recorded.get("attempt") == attempt:
         raise KmodError(str(recorded.get("reason", "the last DKMS build failed")))
     try:
         _build(layout, sources, version, release)
     except KmodError as exc:
-        _write_json(_failure_path(layout), {"attempt": attempt, "reason": str(exc)})
+        records.write(_failure_path(layout), {"attempt": attempt, "reason": str(exc)})
         raise
     _failure_path(layout).unlink(missing_ok=True)
     return True

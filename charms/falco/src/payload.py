@@ -11,13 +11,13 @@ a refused candidate is deleted and its reason recorded, and the running Falco is
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import falco_cli
+import records
 from layout import Layout
 
 FALCO_BINARY = "usr/bin/falco"
@@ -85,26 +85,25 @@ def digest(tarball: Path) -> str:
 
 def installed(layout: Layout) -> Payload | None:
     """Return the recorded payload if it is still on disk, else None."""
+    data = records.read(layout.payload_record) or {}
     try:
-        data = json.loads(layout.payload_record.read_text())
         payload = Payload(
             sha256=data["sha256"],
             directory=layout.payload_dir(data["sha256"]),
             falco_version=data["falco_version"],
             driver_version=data["driver_version"],
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None
     return payload if payload.falco_binary.is_file() else None
 
 
 def rejection(layout: Layout) -> Rejection | None:
     """Return the recorded refusal of a candidate payload, if any."""
-    try:
-        data = json.loads(layout.payload_rejection.read_text())
-        return Rejection(sha256=data["sha256"], reason=data["reason"])
-    except (OSError, ValueError, KeyError, TypeError):
+    data = records.read(layout.payload_rejection) or {}
+    if "sha256" not in data or "reason" not in data:
         return None
+    return Rejection(sha256=str(data["sha256"]), reason=str(data["reason"]))
 
 
 def _unpack(tarball: Path, destination: Path) -> None:
@@ -162,23 +161,11 @@ def stage(layout: Layout, tarball: Path, sha256: str) -> Payload:
         raise
 
 
-def _write_json(path: Path, data: dict[str, str]) -> bool:
-    text = json.dumps(data, sort_keys=True) + "\n"
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(text)
-    return True
-
-
 def record(layout: Layout, payload: Payload) -> bool:
     """Record ``payload`` as the one to run and forget any refusal; return True if changed."""
     data = asdict(payload)
     data["directory"] = payload.directory.name
-    changed = _write_json(layout.payload_record, data)
+    changed = records.write(layout.payload_record, data)
     if layout.payload_rejection.exists():
         layout.payload_rejection.unlink()
         changed = True
@@ -187,7 +174,7 @@ def record(layout: Layout, payload: Payload) -> bool:
 
 def record_rejection(layout: Layout, sha256: str, reason: str) -> bool:
     """Remember that the payload ``sha256`` was refused; return True if that is news."""
-    return _write_json(layout.payload_rejection, {"sha256": sha256, "reason": reason})
+    return records.write(layout.payload_rejection, {"sha256": sha256, "reason": reason})
 
 
 def ensure(layout: Layout, tarball: Path | None) -> tuple[Payload | None, bool]:

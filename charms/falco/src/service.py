@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 
 import falco_cli
 import falco_config
+import records
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
@@ -164,10 +164,7 @@ def _rejection_path(layout: Layout) -> Path:
 
 def config_rejection(layout: Layout) -> str | None:
     """Return why Falco refused the config the charm last wanted, if it did."""
-    try:
-        return str(json.loads(_rejection_path(layout).read_text())["reason"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return records.field(_rejection_path(layout), "reason")
 
 
 def _validate(layout: Layout, desired: Desired) -> str | None:
@@ -180,11 +177,8 @@ def _validate(layout: Layout, desired: Desired) -> str | None:
     fingerprint = hashlib.sha256(
         f"{desired.falco_binary}\0{desired.config_text}".encode()
     ).hexdigest()
-    try:
-        recorded = json.loads(_rejection_path(layout).read_text())
-    except (OSError, ValueError):
-        recorded = None
-    if isinstance(recorded, dict) and recorded.get("sha256") == fingerprint:
+    recorded = records.read(_rejection_path(layout)) or {}
+    if recorded.get("sha256") == fingerprint:
         return str(recorded.get("reason"))
     _write(layout.staged_config_file, desired.config_text)
     check = falco_cli.dry_run(desired.falco_binary, layout.staged_config_file)
@@ -193,8 +187,7 @@ def _validate(layout: Layout, desired: Desired) -> str | None:
         return None
     layout.staged_config_file.unlink(missing_ok=True)
     reason = f"falco --dry-run rejected the rendered falco.yaml: {check.message}"
-    layout.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _rejection_path(layout).write_text(json.dumps({"sha256": fingerprint, "reason": reason}))
+    records.write(_rejection_path(layout), {"sha256": fingerprint, "reason": reason})
     return reason
 
 
