@@ -188,10 +188,12 @@ def ensure(layout: Layout, tarball: Path | None) -> tuple[Payload | None, bool]:
     if tarball is None:
         return current, False
     sha256 = digest(tarball)
+    if current is not None and current.sha256 == sha256:
+        # The refused candidate, if any, is no longer offered: stop reporting it.
+        layout.payload_rejection.unlink(missing_ok=True)
+        return current, False
     refused = rejection(layout)
-    if (current is not None and current.sha256 == sha256) or (
-        refused is not None and refused.sha256 == sha256
-    ):
+    if refused is not None and refused.sha256 == sha256:
         return current, False
     try:
         candidate = stage(layout, tarball, sha256)

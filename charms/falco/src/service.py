@@ -198,6 +198,8 @@ def converge(layout: Layout, desired: Desired) -> Outcome:
     ca_changed = _read(layout.http_ca_file) != desired.http_ca_pem
     config_changed = current_config != desired.config_text
     if not (unit_changed or ca_changed or config_changed):
+        # What runs is what is wanted, so an earlier refusal is no longer current.
+        _rejection_path(layout).unlink(missing_ok=True)
         return Outcome()
     problem = _validate(layout, desired)
     if problem is not None:

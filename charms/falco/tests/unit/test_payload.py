@@ -187,3 +187,44 @@ def bad_tarball(directory: Path, kind: str) -> Path:
             info.size = 2
             archive.addfile(info, io.BytesIO(b"hi"))
     return path
+
+
+def test_detaching_a_refused_resource_clears_the_refusal(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    tmp_path: Path,
+    no_resource: testing.Resource,
+) -> None:
+    """arrange: a refused resource. act: attach the empty placeholder again. assert: Active."""
+    out = ctx.run(ctx.on.install(), state)
+    bad = testing.Resource(name="falco", path=bad_tarball(tmp_path / "bad", "version-fails"))
+    out = ctx.run(ctx.on.upgrade_charm(), dataclasses.replace(out, resources={bad}))
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+
+    out = ctx.run(ctx.on.upgrade_charm(), dataclasses.replace(out, resources={no_resource}))
+
+    assert out.unit_status.name == "active"
+    assert not (machine.root / "var/lib/juju-falco/payload-rejected.json").exists()
+
+
+def test_going_back_to_the_running_payload_clears_a_config_refusal(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    tmp_path: Path,
+    no_resource: testing.Resource,
+) -> None:
+    """arrange: a payload whose falco refused the config. act: detach it. assert: Active."""
+    out = ctx.run(ctx.on.install(), state)
+    refusing = build_payload(tmp_path / "r", version="0.44.9", behaviour="dry-run-fails")
+    resource = testing.Resource(name="falco", path=refusing)
+    out = ctx.run(ctx.on.upgrade_charm(), dataclasses.replace(out, resources={resource}))
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+
+    out = ctx.run(ctx.on.upgrade_charm(), dataclasses.replace(out, resources={no_resource}))
+
+    assert out.unit_status.name == "active"
+    assert out.workload_version == "0.44.1"
+    assert machine.restarts() == 1
+    assert len(payload_dirs(machine)) == 1
