@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import ops
 import sidekick_client
 from addresses import K8sNames
-from databag import update_changed
 from ingress import IngressRequirer, url_host
 from loki_push_api import LokiPushApiConsumer
 from sidekick import CONTAINER, LokiOutput, Settings, TlsMaterial, Workload
@@ -152,8 +151,7 @@ class FalcosidekickCharm(ops.CharmBase):
             self._http_endpoint.publish(f"https://{self._names.service_fqdn}:{port}/", tls.ca)
         else:
             # Nothing listens on the network: a stale URL would only make Falco fail later.
-            for relation in self.model.relations["http-endpoint"]:
-                update_changed(relation.data[self.app], {"url": "", "ca_cert": ""})
+            self._http_endpoint.withdraw()
 
     def _tls(self, workload: Workload) -> TlsMaterial | None:
         if self.certificates is None or not self.model.get_relation("certificates"):

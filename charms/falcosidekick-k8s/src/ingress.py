@@ -19,7 +19,7 @@ import logging
 from urllib.parse import urlsplit
 
 import ops
-from databag import read_url, update_changed
+from relation_data import read_url, update_changed
 
 logger = logging.getLogger(__name__)
 

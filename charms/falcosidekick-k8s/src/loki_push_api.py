@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import ops
-from databag import read_url, update_changed
+from relation_data import read_url, update_changed
 
 logger = logging.getLogger(__name__)
 

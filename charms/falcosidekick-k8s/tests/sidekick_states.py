@@ -9,17 +9,13 @@ directory, so what the charm wrote in one run is there in the next, as in a real
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from ops import testing
-from tls_material import Issued
+from tls_material import Issued, sign_csr
 
 CONTAINER = "falcosidekick"
 CONFIG_DIR = "/etc/falcosidekick"
@@ -50,27 +46,6 @@ def rendered_config(root: Path) -> dict[str, Any]:
     data = yaml.safe_load((root / "falcosidekick.yaml").read_text())
     assert isinstance(data, dict)
     return data
-
-
-def sign_csr(csr_pem: str, ca: Issued, days: int = 90) -> str:
-    """Return a certificate for ``csr_pem`` signed by ``ca``, as a provider would issue it."""
-    csr = x509.load_pem_x509_csr(csr_pem.encode())
-    ca_key = serialization.load_pem_private_key(ca.key_pem.encode(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca.cert.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-    )
-    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    builder = builder.add_extension(san.value, critical=False)
-    cert = builder.sign(ca_key, hashes.SHA256())
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def requested_csrs(relation: testing.Relation) -> list[str]:
