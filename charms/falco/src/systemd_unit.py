@@ -52,7 +52,7 @@ ${devices}
 # Falco reads /proc/sys and cgroups to describe processes; it never changes them.
 ProtectKernelTunables=yes
 ProtectControlGroups=yes
-# The kmod driver is loaded by ExecStartPre above (outside this sandbox), never by Falco.
+# Falco never loads modules: with kmod, the "+" ExecStartPre loads the DKMS-built one.
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
 ProtectClock=yes
