@@ -8,8 +8,10 @@ machine. See README.md for which option causes a hot reload and which a restart.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import alert_destination
 import falco_config
@@ -18,10 +20,11 @@ import kmod
 import ops
 import payload
 import service
-from charm_config import InvalidConfigError, load_charm_config
-from config import FalcoConfig
 from falcosidekick_http_endpoint import HttpEndpointRequirer
 from layout import SERVICE_NAME, Layout
+
+if TYPE_CHECKING:  # imported where used: pydantic takes longer to import than ops
+    from config import FalcoConfig
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class FalcoCharm(ops.CharmBase):
 
     # Everything the charm touches on the machine hangs off this root; tests move it.
     filesystem_root = Path("/")
+    _config_problem = ""
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -79,9 +83,8 @@ class FalcoCharm(ops.CharmBase):
 
         Every early return leaves what runs untouched; collect-status explains why.
         """
-        try:
-            config = load_charm_config(self, FalcoConfig)
-        except InvalidConfigError:
+        config = self._config
+        if config is None:
             return
         current = self._ensure_payload(refresh_payload)
         if current is None:
@@ -116,6 +119,18 @@ class FalcoCharm(ops.CharmBase):
         for stale in payload.prune(self._layout, keep=current):
             logger.info("removed the replaced payload %s", stale)
 
+    @functools.cached_property
+    def _config(self) -> FalcoConfig | None:
+        """The validated options; None when invalid, with the reason in _config_problem."""
+        from charm_config import InvalidConfigError, load_charm_config
+        from config import FalcoConfig
+
+        try:
+            return load_charm_config(self, FalcoConfig)
+        except InvalidConfigError as exc:
+            self._config_problem = str(exc)
+            return None
+
     def _ensure_payload(self, refresh: bool) -> payload.Payload | None:
         """Return the payload to run, unpacking a new candidate when one may have arrived."""
         current = payload.installed(self._layout)
@@ -145,10 +160,9 @@ class FalcoCharm(ops.CharmBase):
 
     def _observed_status(self) -> list[ops.StatusBase]:
         """Return what is wrong or worth knowing, from facts observed on the machine."""
-        try:
-            config = load_charm_config(self, FalcoConfig)
-        except InvalidConfigError as exc:
-            return [ops.BlockedStatus(str(exc))]
+        config = self._config
+        if config is None:
+            return [ops.BlockedStatus(self._config_problem)]
         found: list[ops.StatusBase] = []
         refused = payload.rejection(self._layout)
         if refused is not None:

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falco_cli
 import falco_config
@@ -28,9 +28,11 @@ import records
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
-from config import FalcoConfig
 from layout import SERVICE_NAME, Layout
 from payload import Payload
+
+if TYPE_CHECKING:
+    from config import FalcoConfig
 
 
 class Action(enum.Enum):
