@@ -1,13 +1,23 @@
-"""The Kubernetes DNS names a Falco host may use to reach this application.
+"""The names and addresses a Falco host may use to reach this application.
 
 Juju gives every sidecar application a Service named after it and every unit a pod behind a
-headless ``<app>-endpoints`` Service. Alerts go to the Service name, so that any unit can take
+headless ``<app>-endpoints`` Service. Alerts go to the Service, so that any unit can take
 them; the pod name is what an ingress uses to reach one unit as a backend.
+
+Falco never runs in a pod (it runs on machines, or on K8s nodes as a host process), so it
+cannot resolve cluster DNS names. What it can reach without an ingress is the Service's
+ClusterIP: every node routes it through kube-proxy, and on a single-host setup (LXD machines
+next to MicroK8s) the machines reach it through the host. The pod resolves its Service name
+to that address.
 """
 
 from __future__ import annotations
 
+import logging
+import socket
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 
@@ -43,10 +53,11 @@ class K8sNames:
         """This unit's pod, through the headless Service Juju creates."""
         return f"{self.app}-{self.unit_number}.{self.app}-endpoints.{self.model}.svc.{self.domain}"
 
-    def server_names(self, ingress_host: str | None = None) -> tuple[str, ...]:
+    def server_names(self, *extra_hosts: str | None) -> tuple[str, ...]:
         """Every name a client may use for this unit, most specific Service name first.
 
-        Pods in the same namespace can use the short forms, so they are covered too.
+        Pods in the same namespace can use the short forms, so they are covered too;
+        ``extra_hosts`` (an ingress host, an external name, the ClusterIP) come last.
         """
         names = [
             self.service_fqdn,
@@ -55,6 +66,15 @@ class K8sNames:
             self.app,
             self.pod_fqdn,
         ]
-        if ingress_host and ingress_host not in names:
-            names.append(ingress_host)
-        return tuple(names)
+        names += [host for host in extra_hosts if host]
+        return tuple(dict.fromkeys(names))
+
+
+def resolve(host: str) -> str | None:
+    """Return the address ``host`` resolves to from here, None (logged) when it does not."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        logger.warning("cannot resolve %s, publishing the name instead: %s", host, exc)
+        return None
+    return str(found[0][4][0]) if found else None

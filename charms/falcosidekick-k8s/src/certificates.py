@@ -15,6 +15,7 @@ from charmlibs.interfaces.tls_certificates import (
     Mode,
     TLSCertificatesRequiresV4,
 )
+from cryptography import x509
 from sidekick import TlsMaterial
 
 RELATION = "certificates"
@@ -65,3 +66,22 @@ def assigned_material(
     intermediates = [c for c in provider_certificate.chain if c not in (leaf, ca)]
     chain = "".join(f"{str(cert).strip()}\n" for cert in (leaf, *intermediates))
     return TlsMaterial(chain=chain, key=f"{str(private_key).strip()}\n", ca=f"{str(ca).strip()}\n")
+
+
+def first_named(chain_pem: str, hosts: Sequence[str]) -> str | None:
+    """Return the first of ``hosts`` the leaf certificate of ``chain_pem`` is valid for.
+
+    Names are compared exactly (the certificate request never holds wildcards), addresses as
+    addresses, the way Falco's libcurl checks the URL host.
+    """
+    leaf = x509.load_pem_x509_certificate(chain_pem.encode())
+    try:
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    dns = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+    ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    for host in hosts:
+        if (str(ipaddress.ip_address(host)) in ips) if _is_ip(host) else (host.lower() in dns):
+            return host
+    return None

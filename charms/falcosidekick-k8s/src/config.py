@@ -6,6 +6,7 @@ instead of a sidekick that starts with a config it silently misreads.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 
@@ -20,6 +21,8 @@ Priority = Literal[
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Loki's documented tenant ID alphabet.
 _TENANT = re.compile(r"[A-Za-z0-9!._*'()-]{0,150}")
+# A DNS name as certificates carry it: letters, digits and hyphens, dot-separated labels.
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def parse_custom_fields(text: str) -> dict[str, str]:
@@ -51,6 +54,7 @@ class CharmConfig(pydantic.BaseModel):
     minimum_priority: Priority = "debug"
     custom_fields: dict[str, str] = pydantic.Field(default_factory=dict)
     loki_tenant: str = ""
+    external_hostname: str = ""
 
     @pydantic.field_validator("port")
     @classmethod
@@ -72,3 +76,20 @@ class CharmConfig(pydantic.BaseModel):
                 "a Loki tenant is at most 150 letters, digits and !-_.*'() characters"
             )
         return tenant
+
+    @pydantic.field_validator("external_hostname")
+    @classmethod
+    def _hostname_is_valid(cls, host: str) -> str:
+        host = host.strip().lower()
+        if not host:
+            return host
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        labels = host.split(".")
+        if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(
+                f"{host!r} is neither an IP address nor a DNS name (no scheme, port or path)"
+            )
+        return host

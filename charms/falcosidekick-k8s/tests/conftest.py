@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import addresses
 import pytest
+import sidekick_states as states
 from charm import FalcosidekickCharm
 from ops import testing
 from tls_material import Issued, make_ca
@@ -26,3 +28,11 @@ def root_fixture(tmp_path: Path) -> Path:
 @pytest.fixture(name="ca", scope="session")
 def ca_fixture() -> Issued:
     return make_ca("Sidekick Test CA")
+
+
+@pytest.fixture(name="dns", autouse=True)
+def dns_fixture(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The pod's name resolution, as a table a test may change (no real DNS lookups)."""
+    records = dict(states.POD_DNS)
+    monkeypatch.setattr(addresses, "resolve", records.get)
+    return records

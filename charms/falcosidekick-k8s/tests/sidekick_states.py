@@ -22,6 +22,9 @@ CONFIG_DIR = "/etc/falcosidekick"
 MODEL = testing.Model(name="fmodel", uuid="00000000-0000-4000-8000-000000000001")
 SERVICE_FQDN = "falcosidekick-k8s.fmodel.svc.cluster.local"
 POD_FQDN = "falcosidekick-k8s-0.falcosidekick-k8s-endpoints.fmodel.svc.cluster.local"
+CLUSTER_IP = "10.152.183.17"
+# Name resolution as seen from inside the pod: the Service name resolves to its ClusterIP.
+POD_DNS = {SERVICE_FQDN: CLUSTER_IP}
 
 
 def container(root: Path, can_connect: bool = True, **kwargs: Any) -> testing.Container:

@@ -19,6 +19,7 @@ from typing import Any
 CHARM_DIR = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(CHARM_DIR / p) for p in ("src", "lib", "tests/shared", "tests")]
 
+import addresses  # noqa: E402
 import sidekick_states as states  # noqa: E402
 from bench_support import EventStats, import_times, timed, write_results  # noqa: E402
 from charm import FalcosidekickCharm  # noqa: E402
@@ -124,6 +125,7 @@ def lifecycle(
 def main(output: Path) -> None:
     """Run every sequence, write the results where bench/report.py reads them."""
     ca = make_ca("Bench CA")
+    addresses.resolve = states.POD_DNS.get  # the pod's DNS, without real lookups
     sequences: dict[str, list[EventStats]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         roots = iter(Path(tmp, str(n)) for n in range(10))

@@ -6,6 +6,7 @@ moment later (``ok``, ``error``, or nothing when Loki never answers).
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -69,17 +70,25 @@ def _handler(fake: FakeSidekick) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def free_port() -> int:
+    """Return a loopback TCP port nothing listens on right now."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
 @contextmanager
-def serving(fake: FakeSidekick, tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, str]]:
+def serving(
+    fake: FakeSidekick, tls: ssl.SSLContext | None = None, ports: tuple[int, int] = (0, 0)
+) -> Iterator[tuple[str, str]]:
     """Serve ``fake`` on loopback; yield (alert base URL, metrics URL).
 
     With ``tls``, alerts are on an HTTPS port and metrics on a second, plain one, as the
-    real sidekick does with ``tlsserver.notlspaths``.
+    real sidekick does with ``tlsserver.notlspaths``. ``ports`` picks them (0: any free one).
     """
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))]
+    servers = [ThreadingHTTPServer(("127.0.0.1", ports[0]), _handler(fake))]
     if tls:
         servers[0].socket = tls.wrap_socket(servers[0].socket, server_side=True)
-        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake)))
+        servers.append(ThreadingHTTPServer(("127.0.0.1", ports[1]), _handler(fake)))
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     alert_port, metrics_port = servers[0].server_port, servers[-1].server_port

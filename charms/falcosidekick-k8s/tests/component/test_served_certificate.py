@@ -55,5 +55,5 @@ def test_falco_can_verify_the_sidekick_with_what_is_published(
     thread.join(5)
     listener.close()
 
-    assert host == states.SERVICE_FQDN
-    assert ("DNS", host) in peer["subjectAltName"]
+    assert host == states.CLUSTER_IP  # what Falco hosts can reach, not a cluster DNS name
+    assert ("IP Address", host) in peer["subjectAltName"]

@@ -6,9 +6,10 @@ import ssl
 from pathlib import Path
 
 import pytest
+import sidekick
 import sidekick_states as states
 from charm import FalcosidekickCharm
-from fake_sidekick import FakeSidekick, serving
+from fake_sidekick import FakeSidekick, free_port, serving
 from ops import testing
 from sidekick_client import DeliveryCheckError, deliver_test_event, output_counts
 from tls_material import Issued, issue, make_ca
@@ -137,3 +138,34 @@ def test_action_fails_when_the_sidekick_does_not_answer(ctx: Ctx, root: Path) ->
     assert failure.value.message.startswith(
         f"cannot reach falcosidekick at http://127.0.0.1:{port}"
     )
+
+
+def test_action_in_tls_mode_verifies_the_served_certificate(
+    ctx: Ctx, root: Path, ca: Issued, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arrange: the charm serves its certificate; an HTTPS fake runs with the deployed files.
+
+    act: test-alert. assert: posted over TLS to the alert port, counters read on the plain one.
+    """
+    alert_port, plain_port = free_port(), free_port()
+    monkeypatch.setattr(sidekick, "NO_TLS_PORT", plain_port)
+    state = states.state(
+        root,
+        config={"port": alert_port},
+        relations={states.certificates_relation(), states.loki_relation(LOKI_URL)},
+    )
+    tls_state = states.with_certificate(ctx, state, ca)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(root / "tls" / "server.crt", root / "tls" / "server.key")
+    fake = FakeSidekick()
+
+    with serving(fake, tls=server_context, ports=(alert_port, plain_port)):
+        ctx.run(ctx.on.action("test-alert", params={"timeout": 5}), tls_state)
+
+    assert states.rendered_config(root)["tlsserver"]["notlsport"] == plain_port
+    assert fake.posts == ["/test"]
+    assert ctx.action_results == {
+        "result": "Loki accepted the test alert",
+        "loki-ok": "2 -> 3",
+        "loki-error": "1 -> 1",
+    }

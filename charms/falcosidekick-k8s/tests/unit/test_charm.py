@@ -113,6 +113,7 @@ def test_certificate_request_covers_every_name(ctx: Ctx, root: Path) -> None:
         "falcosidekick-k8s",
         states.POD_FQDN,
     }
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == [states.CLUSTER_IP]
     assert out.unit_status == testing.WaitingStatus("waiting for a certificate on 'certificates'")
 
 
@@ -147,7 +148,7 @@ def test_certificate_is_served_and_published(ctx: Ctx, root: Path, ca: Issued) -
     plan = out.get_container(states.CONTAINER).plan
     assert plan.checks["falcosidekick-up"].http == {"url": "http://127.0.0.1:2810/healthz"}
     published = states.relation(out, "http-endpoint").local_app_data
-    assert json.loads(published["url"]) == f"https://{states.SERVICE_FQDN}:2801/"
+    assert json.loads(published["url"]) == f"https://{states.CLUSTER_IP}:2801/"
     assert json.loads(published["ca_cert"]).strip() == ca.cert_pem.strip()
     assert relation_writes.count("relation_set") == 1
     assert out.opened_ports == frozenset({testing.TCPPort(2801)})
@@ -164,7 +165,7 @@ def test_published_host_is_in_the_served_certificate(ctx: Ctx, root: Path, ca: I
     host = json.loads(published["url"]).split("://")[1].split(":")[0]
     served = x509.load_pem_x509_certificate((root / "tls" / "server.crt").read_bytes())
     sans = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert host in sans.get_values_for_type(x509.DNSName)
+    assert host in [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
     published_ca = x509.load_pem_x509_certificate(json.loads(published["ca_cert"]).encode())
     served.verify_directly_issued_by(published_ca)
 

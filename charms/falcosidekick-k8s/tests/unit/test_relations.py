@@ -153,7 +153,10 @@ def test_ingress_ip_address_goes_into_ip_sans(ctx: Ctx, root: Path) -> None:
     (csr_pem,) = states.requested_csrs(states.relation(out, "certificates"))
     csr = x509.load_pem_x509_csr(csr_pem.encode())
     sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["10.1.2.3"]
+    assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {
+        "10.1.2.3",
+        states.CLUSTER_IP,
+    }
 
 
 @pytest.mark.parametrize(
