@@ -7,12 +7,17 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
+import alert_rules
+import log_forwarding
 import ops
 import sidekick_client
 from alert_endpoint import AlertEndpoint
+from grafana_dashboard import GrafanaDashboardProvider
 from ingress import IngressRequirer
 from loki_push_api import LokiPushApiConsumer
+from prometheus_scrape import MetricsEndpointProvider
 from sidekick import CONTAINER, LokiOutput, Settings, Workload
+from topology import juju_topology
 
 if TYPE_CHECKING:  # imported where used: pydantic imports slower than ops
     from config import CharmConfig
@@ -25,7 +30,12 @@ _RELATION_EVENTS = {
     "send-loki-logs": ("joined", "changed", "departed", "broken"),
     "certificates": ("changed", "broken"),
     "http-endpoint": ("joined",),
+    "metrics-endpoint": ("created",),
+    "grafana-dashboard": ("created",),
+    "logging": ("joined", "changed", "departed", "broken"),
 }
+# Dashboards of the Falco alerts: their streams carry the Falco units' topology, not ours.
+_FALCO_DASHBOARDS = ("file:falco-security-alerts",)
 
 
 class FalcosidekickCharm(ops.CharmBase):
@@ -37,6 +47,9 @@ class FalcosidekickCharm(ops.CharmBase):
         super().__init__(framework)
         self.ingress = IngressRequirer(self)
         self.loki = LokiPushApiConsumer(self)
+        self.logging = LokiPushApiConsumer(self, "logging")
+        self.metrics = MetricsEndpointProvider(self)
+        self.dashboards = GrafanaDashboardProvider(self, foreign_topology=_FALCO_DASHBOARDS)
         external = self._config.external_hostname if self._config else None
         self.endpoint = AlertEndpoint(self, self.ingress, external)
         on = self.on
@@ -112,7 +125,12 @@ class FalcosidekickCharm(ops.CharmBase):
         config = self._config
         if config is None:
             return  # the running config stays; the status names the option to fix
-        self.loki.publish(alert_rules={})
+        topology = juju_topology(self)
+        # The Falco alert rules travel with the alerts; our own logs get none (the same
+        # rules on both relations would fire every alert twice in a shared Loki).
+        self.loki.publish(topology, lambda: alert_rules.falco_loki_rules(topology))
+        self.logging.publish(topology, dict)
+        self.dashboards.publish(topology)
         container = self.unit.get_container(CONTAINER)
         if not container.can_connect():
             return  # Waiting; retried on pebble-ready and update-status
@@ -127,6 +145,8 @@ class FalcosidekickCharm(ops.CharmBase):
             settings = Settings(
                 config.port, bool(tls or ingress_url), tls, loki, config.custom_fields
             )
+            if (log_urls := self.logging.unit_urls()) is not None:
+                workload.forward_logs(log_urls, log_forwarding.labels(topology))
             workload.apply(settings)
         except ops.pebble.ConnectionError as exc:
             logger.info("Pebble went away, will retry: %s", exc)
@@ -136,6 +156,9 @@ class FalcosidekickCharm(ops.CharmBase):
         self.unit.set_ports(*([config.port] if settings.listen_on_network else []))
         self.ingress.publish(config.port, tls=tls is not None, host=self.endpoint.names.pod_fqdn)
         self.endpoint.publish(config.port, ingress_url, tls)
+        self.metrics.publish(
+            settings.metrics_port, topology, lambda: alert_rules.prometheus_rules(topology)
+        )
 
     @functools.cached_property
     def _config(self) -> CharmConfig | None:

@@ -1,4 +1,7 @@
-"""The consumer side of the ``loki_push_api`` interface: where the alerts are pushed.
+"""The consumer side of the ``loki_push_api`` interface: where alerts and logs are pushed.
+
+Two endpoints use it: ``send-loki-logs`` (the sidekick's Loki output, one URL) and
+``logging`` (Pebble forwards the sidekick's own logs to every provider unit).
 
 Wire format (every value is JSON text):
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ops
@@ -72,22 +75,35 @@ class LokiPushApiConsumer(ops.Object):
         self._stored.urls = sorted(urls)
         return sorted(urls)
 
-    def topology(self) -> dict[str, str]:
-        """The Juju topology the provider labels our alert rules with."""
-        charm = self._charm
-        return {
-            "model": charm.model.name,
-            "model_uuid": charm.model.uuid,
-            "application": charm.app.name,
-            "unit": charm.unit.name,
-            "charm_name": charm.meta.name,
-        }
+    def unit_urls(self) -> dict[str, str] | None:
+        """Return each provider unit's push URL by unit name; None until every unit has one.
 
-    def publish(self, alert_rules: Mapping[str, Any]) -> bool:
-        """As leader, write our topology and ``alert_rules`` where changed; True if written."""
-        if not self._charm.unit.is_leader():
+        A unit without a usable endpoint (yet) makes the whole set not ready, so that log
+        targets are never half-updated from a relation still being set up.
+        """
+        urls: dict[str, str] = {}
+        for relation in self.relations:
+            for unit in relation.units:
+                try:
+                    url = read_url(relation.data[unit], "endpoint")
+                except ValueError as exc:
+                    logger.warning("ignoring %s data from %s: %s", self._relation_name, unit, exc)
+                    url = None
+                if url is None:
+                    return None
+                urls[unit.name] = url
+        return urls
+
+    def publish(
+        self, metadata: Mapping[str, str], alert_rules: Callable[[], Mapping[str, Any]]
+    ) -> bool:
+        """As leader, write our topology and alert rules where changed; True if written.
+
+        ``alert_rules`` is called only when there is an application bag to write.
+        """
+        if not (self._charm.unit.is_leader() and self.relations):
             return False
-        wanted = app_data(self.topology(), alert_rules)
+        wanted = app_data(metadata, alert_rules())
         changed = False
         for relation in self.relations:
             changed = update_changed(relation.data[self._charm.app], wanted) or changed

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import log_forwarding
 import ops
 import yaml
 from charmlibs import pathops
@@ -76,6 +77,13 @@ class Settings:
     tls: TlsMaterial | None = None
     loki: LokiOutput | None = None
     custom_fields: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port ``/metrics`` answers on from outside the pod; None when on loopback only."""
+        if self.tls:
+            return NO_TLS_PORT
+        return self.port if self.listen_on_network else None
 
     @property
     def health_url(self) -> str:
@@ -266,6 +274,22 @@ class Workload:
             self._container.add_layer(LAYER, layer, combine=True)
         logger.info("(re)starting falcosidekick with its new configuration")
         self._container.replan()
+        return True
+
+    def forward_logs(self, urls: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+        """Make Pebble forward the service's logs to ``urls`` only; True if the plan changed.
+
+        Log targets are not services: the sidekick keeps running, nothing is restarted.
+        """
+        current = self._container.get_plan().log_targets
+        layer = log_forwarding.render_layer(urls, current, labels)
+        wanted = ops.pebble.Layer(layer).log_targets
+        if all(
+            name in current and current[name].to_dict() == target.to_dict()
+            for name, target in wanted.items()
+        ):
+            return False
+        self._container.add_layer(log_forwarding.LAYER, layer, combine=True)
         return True
 
     def _ensure_dirs(self) -> None:

@@ -227,7 +227,9 @@ def test_loki_output_from_provider_units(ctx: Ctx, root: Path) -> None:
     assert config["customfields"] == {"environment": "prod", "team": "sec"}
     bag = states.relation(out, "send-loki-logs").local_app_data
     assert json.loads(bag["metadata"]) == TOPOLOGY
-    assert json.loads(bag["alert_rules"]) == {}
+    assert [g["name"] for g in json.loads(bag["alert_rules"])["groups"]] == [
+        "fmodel_00000000_falcosidekick_k8s_falco_security_alerts_rules"
+    ]
     assert out.unit_status == testing.ActiveStatus()
 
 
