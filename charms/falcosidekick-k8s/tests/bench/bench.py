@@ -10,6 +10,7 @@ replan/restart/start), container writes (push, make_dir, remove_path) and relati
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import tempfile
 from collections.abc import Callable
@@ -82,7 +83,8 @@ def same(event: Any) -> Step:
 def add_relation(relation: testing.Relation, hook: str) -> Step:
     def step(state: testing.State) -> tuple[Any, testing.State]:
         new = dataclasses.replace(state, relations={*state.relations, relation})
-        return getattr(CTX.on, hook)(relation, remote_unit=0), new
+        unit = {} if hook == "relation_created" else {"remote_unit": 0}
+        return getattr(CTX.on, hook)(relation, **unit), new
 
     return step
 
@@ -119,6 +121,36 @@ def lifecycle(
     seq.run(names[0], add_relation(relation, hook), expect={"restarts": 1})
     seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
     seq.run(names[1], broken(relation.endpoint), expect={"restarts": 1})
+    return seq.events
+
+
+def observability(seq: Sequence) -> list[EventStats]:
+    """Relate metrics, dashboards and log forwarding to a running sidekick, idle, unrelate.
+
+    Log targets are not services: adding or removing them must not restart the sidekick.
+    """
+    seq.quiet(same(CTX.on.pebble_ready(states.container(seq.root))))
+    metrics = testing.Relation("metrics-endpoint", remote_app_name="prometheus")
+    seq.run(  # our unit's address, and the leader's jobs, metadata and rules
+        "metrics-endpoint-created",
+        add_relation(metrics, "relation_created"),
+        expect={"restarts": 0, "relation_writes": 2},
+    )
+    dashboards = testing.Relation("grafana-dashboard", remote_app_name="grafana")
+    seq.run(
+        "grafana-dashboard-created",
+        add_relation(dashboards, "relation_created"),
+        expect={"restarts": 0, "relation_writes": 1},
+    )
+    logging = testing.Relation(
+        "logging",
+        remote_app_name="loki",
+        remote_units_data={0: {"endpoint": json.dumps({"url": LOKI_URL})}},
+    )
+    seq.run("logging-changed", add_relation(logging, "relation_changed"), expect={"restarts": 0})
+    seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
+    seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True)
+    seq.run("logging-broken", broken("logging"), expect={"restarts": 0})
     return seq.events
 
 
@@ -161,6 +193,9 @@ def main(output: Path) -> None:
             "relation_joined",
             ("send-loki-logs-joined", "send-loki-logs-broken"),
         )
+
+        behind_ingress = fresh(root(), states.ingress_relation(INGRESS_URL))
+        sequences["observability"] = observability(behind_ingress)
 
     write_results(output, "falcosidekick-k8s", sequences, import_times(["src", "lib"]))
 
