@@ -2,7 +2,7 @@
 #   make test        set everything up from a fresh clone, lint, and run every test (what CI runs)
 #   make pack        pack both charms (needs charmcraft and LXD: a Juju host, not this one)
 #   make bench       count restarts/writes and time hooks per scripted event sequence
-#   make lint | fmt | vendor | integration | help
+#   make lint | fmt | vendor | docs | integration | help
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -26,7 +26,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 APT_PACKAGES := git openssh-server prometheus systemd
 APT_COMMANDS := git sshd promtool systemd-analyze
 
-.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench \
+.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo
 
 help:  ## Show the targets.
@@ -79,6 +79,10 @@ check-vendor:  ## Fail when a vendored copy under charms/*/ differs from its sou
 
 vendor:  ## Regenerate the vendored copies of libs/ in the charms.
 	$(PYTHON) libs/vendor.py
+
+docs: deps  ## Regenerate the reference pages that come from charmcraft.yaml.
+	$(UV) sync --locked --quiet
+	$(UV) run --no-sync python docs/generate_reference.py
 
 charmcraft-check: deps  ## Validate both charmcraft.yaml files with charmcraft itself.
 	for charm in $(CHARMS); do \
