@@ -56,24 +56,29 @@ class LokiPushApiConsumer(ops.Object):
         """The relations of the endpoint."""
         return list(self._charm.model.relations[self._relation_name])
 
-    def urls(self) -> list[str]:
-        """Return the distinct push URLs of every provider unit, sorted."""
-        urls: set[str] = set()
-        rejected = False
+    def _unit_endpoints(self) -> dict[str, str | None]:
+        """Return each provider unit's push URL by unit name; None when unset or unusable."""
+        endpoints: dict[str, str | None] = {}
         for relation in self.relations:
             for unit in relation.units:
                 try:
-                    url = read_url(relation.data[unit], "endpoint")
+                    endpoints[unit.name] = read_url(relation.data[unit], "endpoint")
                 except ValueError as exc:
                     logger.warning("ignoring %s data from %s: %s", self._relation_name, unit, exc)
-                    rejected = True
-                    continue
-                if url:
-                    urls.add(url)
-        if not urls and rejected:
-            return list(self._stored.urls)
-        self._stored.urls = sorted(urls)
-        return sorted(urls)
+                    endpoints[unit.name] = None
+        return endpoints
+
+    def urls(self) -> list[str]:
+        """Return the distinct push URLs of every provider unit, sorted.
+
+        While units are related but none gives a usable URL (garbage, or none yet), the last
+        good URLs are kept rather than dropping the output.
+        """
+        endpoints = self._unit_endpoints()
+        urls = sorted({url for url in endpoints.values() if url})
+        if urls or not endpoints:
+            self._stored.urls = urls
+        return list(self._stored.urls)
 
     def unit_urls(self) -> dict[str, str] | None:
         """Return each provider unit's push URL by unit name; None until every unit has one.
@@ -81,18 +86,10 @@ class LokiPushApiConsumer(ops.Object):
         A unit without a usable endpoint (yet) makes the whole set not ready, so that log
         targets are never half-updated from a relation still being set up.
         """
-        urls: dict[str, str] = {}
-        for relation in self.relations:
-            for unit in relation.units:
-                try:
-                    url = read_url(relation.data[unit], "endpoint")
-                except ValueError as exc:
-                    logger.warning("ignoring %s data from %s: %s", self._relation_name, unit, exc)
-                    url = None
-                if url is None:
-                    return None
-                urls[unit.name] = url
-        return urls
+        endpoints = self._unit_endpoints()
+        if None in endpoints.values():
+            return None
+        return {name: url for name, url in endpoints.items() if url}
 
     def publish(
         self, metadata: Mapping[str, str], alert_rules: Callable[[], Mapping[str, Any]]

@@ -23,6 +23,14 @@ MODEL = testing.Model(name="fmodel", uuid="00000000-0000-4000-8000-000000000001"
 SERVICE_FQDN = "falcosidekick-k8s.fmodel.svc.cluster.local"
 POD_FQDN = "falcosidekick-k8s-0.falcosidekick-k8s-endpoints.fmodel.svc.cluster.local"
 CLUSTER_IP = "10.152.183.17"
+# What the unit is, as every COS interface describes it (metadata, scrape_metadata, ...).
+TOPOLOGY = {
+    "model": "fmodel",
+    "model_uuid": "00000000-0000-4000-8000-000000000001",
+    "application": "falcosidekick-k8s",
+    "unit": "falcosidekick-k8s/0",
+    "charm_name": "falcosidekick-k8s",
+}
 # Name resolution as seen from inside the pod: the Service name resolves to its ClusterIP.
 POD_DNS = {SERVICE_FQDN: CLUSTER_IP}
 

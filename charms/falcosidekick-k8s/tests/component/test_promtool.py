@@ -9,15 +9,10 @@ from pathlib import Path
 
 import alert_rules
 import pytest
+import sidekick_states as states
 import yaml
 
-TOPOLOGY = {
-    "model": "fmodel",
-    "model_uuid": "00000000-0000-4000-8000-000000000001",
-    "application": "falcosidekick-k8s",
-    "unit": "falcosidekick-k8s/0",
-    "charm_name": "falcosidekick-k8s",
-}
+TOPOLOGY = states.TOPOLOGY
 
 
 @pytest.fixture(name="promtool")

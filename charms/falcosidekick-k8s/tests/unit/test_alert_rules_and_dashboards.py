@@ -11,16 +11,11 @@ import alert_rules
 import grafana_dashboard
 import logql
 import pytest
+import sidekick_states as states
 from cosl import DashboardPath40UID
 from sidekick import TOPOLOGY_LABELS
 
-TOPOLOGY = {
-    "model": "fmodel",
-    "model_uuid": "00000000-0000-4000-8000-000000000001",
-    "application": "falcosidekick-k8s",
-    "unit": "falcosidekick-k8s/0",
-    "charm_name": "falcosidekick-k8s",
-}
+TOPOLOGY = states.TOPOLOGY
 DASHBOARDS = {p.stem: json.loads(p.read_text()) for p in grafana_dashboard.dashboard_files()}
 # When a dashboard changes, bump its "version" (Grafana keeps the highest one) and record the
 # new digest here: this test fails until both are done.

@@ -26,13 +26,7 @@ from tls_material import Issued
 
 Ctx = testing.Context[FalcosidekickCharm]
 INGRESS_URL = "https://ingress.example.com/fmodel-falcosidekick-k8s"
-TOPOLOGY = {
-    "model": "fmodel",
-    "model_uuid": "00000000-0000-4000-8000-000000000001",
-    "application": "falcosidekick-k8s",
-    "unit": "falcosidekick-k8s/0",
-    "charm_name": "falcosidekick-k8s",
-}
+TOPOLOGY = states.TOPOLOGY
 LOKI_0 = "http://loki-0.loki-endpoints.cos.svc.cluster.local:3100/loki/api/v1/push"
 LOKI_1 = "http://loki-1.loki-endpoints.cos.svc.cluster.local:3100/loki/api/v1/push"
 LABELS = {

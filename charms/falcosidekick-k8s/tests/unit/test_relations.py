@@ -18,13 +18,7 @@ Ctx = testing.Context[FalcosidekickCharm]
 INGRESS_URL = "https://ingress.example.com/fmodel-falcosidekick-k8s"
 LOKI_0 = "http://otelcol-0.otelcol-endpoints.fmodel.svc.cluster.local:3500/loki/api/v1/push"
 LOKI_1 = "http://otelcol-1.otelcol-endpoints.fmodel.svc.cluster.local:3500/loki/api/v1/push"
-TOPOLOGY = {
-    "model": "fmodel",
-    "model_uuid": "00000000-0000-4000-8000-000000000001",
-    "application": "falcosidekick-k8s",
-    "unit": "falcosidekick-k8s/0",
-    "charm_name": "falcosidekick-k8s",
-}
+TOPOLOGY = states.TOPOLOGY
 
 
 # ingress ---------------------------------------------------------------------------------------
