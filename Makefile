@@ -2,6 +2,7 @@
 #   make test        set everything up from a fresh clone, lint, and run every test (what CI runs)
 #   make pack        pack both charms (needs charmcraft and LXD: a Juju host, not this one)
 #   make bench       count restarts/writes and time hooks per scripted event sequence
+#   make fuzz        long property-based fuzzing of every input (make test runs a bounded one)
 #   make lint | fmt | vendor | docs | integration | help
 
 SHELL := /bin/bash
@@ -26,7 +27,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 APT_PACKAGES := git openssh-server prometheus systemd
 APT_COMMANDS := git sshd promtool systemd-analyze
 
-.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs \
+.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo
 
 help:  ## Show the targets.
@@ -104,6 +105,12 @@ bench: deps  ## Count restarts, writes and hook time per scripted event sequence
 	   $(UV) run --no-sync python tests/bench/bench.py ../../bench/results-$$charm.json); \
 	done
 	$(PYTHON) bench/report.py $(foreach c,$(CHARMS),bench/results-$(c).json)
+
+fuzz: deps  ## Long property-based fuzzing of every option and databag (make test runs a bounded version).
+	for charm in $(CHARMS); do \
+	  (cd charms/$$charm && $(UV) sync --locked --quiet && \
+	   HYPOTHESIS_PROFILE=fuzz $(UV) run --no-sync pytest -q tests/fuzz); \
+	done
 
 integration:  ## Run the Juju integration tests (needs a Juju controller).
 	@echo "The integration tests need a Juju controller with LXD and a K8s cloud." >&2
