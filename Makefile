@@ -112,6 +112,7 @@ fuzz: deps  ## Long property-based fuzzing of every option and databag (make tes
 	   HYPOTHESIS_PROFILE=fuzz $(UV) run --no-sync pytest -q tests/fuzz); \
 	done
 
-integration:  ## Run the Juju integration tests (needs a Juju controller).
-	@echo "The integration tests need a Juju controller with LXD and a K8s cloud." >&2
-	for charm in $(CHARMS); do (cd charms/$$charm && $(UV) run --group integration pytest tests/integration); done
+integration: deps  ## Run the Juju integration tests (need a Juju controller; fail without one).
+	$(UV) sync --locked --quiet
+	$(UV) run --no-sync pytest -v tests/integration
+	cd charms/falco && $(UV) run --group integration pytest -v tests/integration
