@@ -1,9 +1,12 @@
 """The alert rules this charm ships, as the rule files COS receivers expect. No Ops here.
 
 * Prometheus (``src/prometheus_alert_rules/``, sent on ``metrics-endpoint``): rules on the
-  sidekick's own metrics, plus the generic ``HostHealth`` group every COS provider sends.
-  They carry this application's topology labels and group names, so the receiver scopes
-  their expressions to this application.
+  sidekick's own metrics. They carry this application's topology labels and group names, so
+  the receiver scopes their expressions to this application. The generic ``HostHealth``
+  group other COS providers add is left out on purpose: its ``HostDown`` and
+  ``HostMetricsMissing`` fire on the same expressions as our ``FalcosidekickTargetDown`` and
+  ``FalcosidekickTargetAbsent``, so one outage would page twice, and ours tell the person on
+  call what a lost sidekick means for Falco alerts.
 * Loki (``src/loki_alert_rules/``, sent on ``send-loki-logs``): rules on the Falco alerts the
   sidekick stores. They must NOT carry topology labels: a receiver that finds ``juju_model``,
   ``juju_model_uuid`` and ``juju_application`` on a rule injects matchers for them, i.e. for
@@ -37,12 +40,10 @@ def rule_files(directory: Path) -> list[Path]:
 def prometheus_rules(topology: Mapping[str, str]) -> dict[str, Any]:
     """Return the PromQL rule file for ``metrics-endpoint``, labelled with our topology."""
     from cosl import JujuTopology
-    from cosl.rules import Rules, generic_alert_groups
+    from cosl.rules import Rules
 
-    juju = JujuTopology.from_dict(dict(topology))
-    rules = Rules(query_type="promql", topology=juju)
+    rules = Rules(query_type="promql", topology=JujuTopology.from_dict(dict(topology)))
     rules.add_path(PROMETHEUS_RULES_DIR)
-    rules.add(generic_alert_groups.application_rules, group_name_prefix=juju.identifier)
     return rules.as_dict()
 
 

@@ -148,18 +148,13 @@ def test_prometheus_rules_are_scoped_to_this_application() -> None:
     rules = alert_rules.prometheus_rules(TOPOLOGY)
 
     names = [group["name"] for group in rules["groups"]]
-    assert names == [
-        "fmodel_00000000_falcosidekick_k8s_falcosidekick_rules",
-        "fmodel_00000000_falcosidekick_k8s_HostHealth_rules",
-    ]
+    assert names == ["fmodel_00000000_falcosidekick_k8s_falcosidekick_rules"]
     alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
     assert {
         "FalcosidekickTargetDown",
         "FalcosidekickTargetAbsent",
         "FalcosidekickLokiOutputErrors",
         "FalcosidekickRejectedInputs",
-        "HostDown",
-        "HostMetricsMissing",
     } == set(alerts)
     for rule in alerts.values():
         assert rule["labels"]["juju_application"] == "falcosidekick-k8s"
@@ -167,6 +162,24 @@ def test_prometheus_rules_are_scoped_to_this_application() -> None:
         assert rule["annotations"]["summary"]
     assert 'destination="loki", status="error"' in alerts["FalcosidekickLokiOutputErrors"]["expr"]
     assert 'status="rejected"' in alerts["FalcosidekickRejectedInputs"]["expr"]
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [alert_rules.prometheus_rules(TOPOLOGY), alert_rules.falco_loki_rules(TOPOLOGY)],
+    ids=["promql", "logql"],
+)
+def test_no_two_rules_fire_on_the_same_expression(rules: dict[str, Any]) -> None:
+    """arrange: a rule file as sent. act: normalise every expression. assert: all distinct.
+
+    Two rules on one expression page twice for one outage (the generic HostHealth group's
+    HostDown and HostMetricsMissing did, next to our target down/absent rules).
+    """
+    exprs = [
+        " ".join(rule["expr"].split()) for group in rules["groups"] for rule in group["rules"]
+    ]
+
+    assert len(exprs) == len(set(exprs)), exprs
 
 
 def test_loki_rules_carry_no_topology_and_select_by_the_loki_output_labels() -> None:

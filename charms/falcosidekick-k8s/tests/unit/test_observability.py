@@ -114,10 +114,11 @@ def test_scrape_job_targets_where_metrics_answer(
     assert jobs == (expected if target else [])
     assert json.loads(sent.local_app_data["scrape_metadata"]) == TOPOLOGY
     rules = json.loads(sent.local_app_data["alert_rules"])
-    assert {rule["alert"] for group in rules["groups"] for rule in group["rules"]} >= {
+    assert {rule["alert"] for group in rules["groups"] for rule in group["rules"]} == {
+        "FalcosidekickTargetDown",
         "FalcosidekickTargetAbsent",
         "FalcosidekickLokiOutputErrors",
-        "HostDown",
+        "FalcosidekickRejectedInputs",
     }
     # Unit keys are raw strings, not JSON.
     assert sent.local_unit_data["prometheus_scrape_unit_address"] == "192.0.2.0"
