@@ -114,11 +114,26 @@ class FalcosidekickCharm(ops.CharmBase):
             event.add_status(
                 ops.WaitingStatus("waiting for Pebble in the falcosidekick container")
             )
-        if not self.loki.relations:
-            event.add_status(ops.ActiveStatus("alerts are not stored: integrate 'send-loki-logs'"))
-        elif not self.loki.urls():
-            event.add_status(ops.WaitingStatus("waiting for a Loki URL on 'send-loki-logs'"))
+        for status in self._loki_statuses():
+            event.add_status(status)
         event.add_status(ops.ActiveStatus())
+
+    def _loki_statuses(self) -> list[ops.StatusBase]:
+        """Say where alerts and our own logs go when that is not simply "to Loki"."""
+        statuses: list[ops.StatusBase] = []
+        if not self.loki.relations:
+            statuses.append(ops.ActiveStatus("alerts are not stored: integrate 'send-loki-logs'"))
+        elif not self.loki.urls():
+            statuses.append(ops.WaitingStatus("waiting for a Loki URL on 'send-loki-logs'"))
+        if pending := self.logging.units_without_endpoint():
+            # The log targets are not touched until every unit has one: say why they lag.
+            more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""
+            statuses.append(
+                ops.WaitingStatus(
+                    f"log targets unchanged: no Loki endpoint from {pending[0]}{more} on 'logging'"
+                )
+            )
+        return statuses
 
     def _reconcile(self) -> None:
         """Converge the workload and every relation on the current inputs."""

@@ -91,6 +91,10 @@ class LokiPushApiConsumer(ops.Object):
             return None
         return {name: url for name, url in endpoints.items() if url}
 
+    def units_without_endpoint(self) -> list[str]:
+        """Return the provider units that publish no usable endpoint, sorted by name."""
+        return sorted(name for name, url in self._unit_endpoints().items() if url is None)
+
     def publish(
         self, metadata: Mapping[str, str], alert_rules: Callable[[], Mapping[str, Any]]
     ) -> bool:

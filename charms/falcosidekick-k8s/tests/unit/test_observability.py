@@ -313,7 +313,7 @@ def test_departed_unit_target_is_disabled_and_broken_disables_all(ctx: Ctx, root
 
 
 def test_log_targets_wait_until_every_unit_has_an_endpoint(ctx: Ctx, root: Path) -> None:
-    """arrange: loki/1 has no endpoint yet. act: changed. assert: plan untouched."""
+    """arrange: loki/1 has no endpoint yet. act: changed. assert: plan untouched, Waiting."""
     out = running(ctx, root)
     relation = logging_relation(LOKI_0, None)
 
@@ -325,6 +325,50 @@ def test_log_targets_wait_until_every_unit_has_an_endpoint(ctx: Ctx, root: Path)
 
     assert out.get_container(states.CONTAINER).plan.log_targets == {}
     assert pebble_calls.count("add_layer") == 0
+    assert out.unit_status == testing.WaitingStatus(
+        "log targets unchanged: no Loki endpoint from loki/1 on 'logging'"
+    )
+
+
+def test_status_names_the_logging_units_that_keep_the_old_targets(ctx: Ctx, root: Path) -> None:
+    """arrange: forwarding to loki/0. act: two new units, one silent, one garbage. assert.
+
+    The old targets stay and the status says which units hold them back; once both publish,
+    the targets follow and the status is Active again.
+    """
+    out = running(ctx, root, logging_relation(LOKI_0))
+    grown = dataclasses.replace(
+        states.relation(out, "logging"),
+        remote_units_data={
+            0: {"endpoint": json.dumps({"url": LOKI_0})},
+            1: {},
+            2: {"endpoint": json.dumps({"url": "loki:3100"})},
+        },
+    )
+
+    waiting = ctx.run(
+        ctx.on.relation_changed(grown, remote_unit=2), states.replace_relation(out, grown)
+    )
+    ready = dataclasses.replace(
+        grown,
+        remote_units_data={n: {"endpoint": json.dumps({"url": LOKI_0})} for n in range(3)},
+    )
+    out = ctx.run(
+        ctx.on.relation_changed(ready, remote_unit=2), states.replace_relation(waiting, ready)
+    )
+
+    assert set(waiting.get_container(states.CONTAINER).plan.log_targets) == {"loki/0"}
+    assert waiting.unit_status == testing.WaitingStatus(
+        "log targets unchanged: no Loki endpoint from loki/1 and 1 more on 'logging'"
+    )
+    assert set(out.get_container(states.CONTAINER).plan.log_targets) == {
+        "loki/0",
+        "loki/1",
+        "loki/2",
+    }
+    assert out.unit_status == testing.ActiveStatus(
+        "alerts are not stored: integrate 'send-loki-logs'"
+    )
 
 
 def test_log_targets_are_applied_again_to_a_new_container(ctx: Ctx, root: Path) -> None:
@@ -428,3 +472,6 @@ def test_malformed_logging_endpoint_keeps_the_current_targets(ctx: Ctx, root: Pa
 
     assert out.get_container(states.CONTAINER).plan.log_targets["loki/0"].location == LOKI_0
     assert pebble_calls.by_method == {}
+    assert out.unit_status == testing.WaitingStatus(
+        "log targets unchanged: no Loki endpoint from loki/0 on 'logging'"
+    )
