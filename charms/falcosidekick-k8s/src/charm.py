@@ -7,7 +7,6 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
-import alert_rules
 import log_forwarding
 import ops
 import sidekick_client
@@ -16,6 +15,7 @@ from grafana_dashboard import GrafanaDashboardProvider
 from ingress import IngressRequirer
 from loki_push_api import LokiPushApiConsumer
 from prometheus_scrape import MetricsEndpointProvider
+from shipped import ShippedArtifacts
 from sidekick import CONTAINER, LokiOutput, Settings, Workload
 from topology import juju_topology
 
@@ -34,8 +34,6 @@ _RELATION_EVENTS = {
     "grafana-dashboard": ("created",),
     "logging": ("joined", "changed", "departed", "broken"),
 }
-# Dashboards of the Falco alerts: their streams carry the Falco units' topology, not ours.
-_FALCO_DASHBOARDS = ("file:falco-security-alerts",)
 
 
 class FalcosidekickCharm(ops.CharmBase):
@@ -49,14 +47,14 @@ class FalcosidekickCharm(ops.CharmBase):
         self.loki = LokiPushApiConsumer(self)
         self.logging = LokiPushApiConsumer(self, "logging")
         self.metrics = MetricsEndpointProvider(self)
-        self.dashboards = GrafanaDashboardProvider(self, foreign_topology=_FALCO_DASHBOARDS)
+        self.dashboards = GrafanaDashboardProvider(self)
+        self.shipped = ShippedArtifacts(self)
         external = self._config.external_hostname if self._config else None
         self.endpoint = AlertEndpoint(self, self.ingress, external)
         on = self.on
         for event in (
             on[CONTAINER].pebble_ready,
             on.config_changed,
-            on.upgrade_charm,
             on.update_status,
             on.leader_elected,
             *(
@@ -68,10 +66,15 @@ class FalcosidekickCharm(ops.CharmBase):
             framework.observe(event, self._on_change)
         if self.endpoint.certificates:
             framework.observe(self.endpoint.certificates.on.certificate_available, self._on_change)
+        framework.observe(on.upgrade_charm, self._on_upgrade_charm)
         framework.observe(on.test_alert_action, self._on_test_alert_action)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
 
     def _on_change(self, _: ops.EventBase) -> None:
+        self._reconcile()
+
+    def _on_upgrade_charm(self, _: ops.UpgradeCharmEvent) -> None:
+        self.shipped.forget()  # built by the previous revision's code and libraries
         self._reconcile()
 
     def _on_test_alert_action(self, event: ops.ActionEvent) -> None:
@@ -143,9 +146,9 @@ class FalcosidekickCharm(ops.CharmBase):
         topology = juju_topology(self)
         # The Falco alert rules travel with the alerts; our own logs get none (the same
         # rules on both relations would fire every alert twice in a shared Loki).
-        self.loki.publish(topology, lambda: alert_rules.falco_loki_rules(topology))
+        self.loki.publish(topology, self.shipped.falco_loki_rules)
         self.logging.publish(topology, dict)
-        self.dashboards.publish(topology)
+        self.dashboards.publish(self.shipped.dashboards)
         container = self.unit.get_container(CONTAINER)
         if not container.can_connect():
             return  # Waiting; retried on pebble-ready and update-status
@@ -171,9 +174,7 @@ class FalcosidekickCharm(ops.CharmBase):
         self.unit.set_ports(*([config.port] if settings.listen_on_network else []))
         self.ingress.publish(config.port, tls=tls is not None, host=self.endpoint.names.pod_fqdn)
         self.endpoint.publish(config.port, ingress_url, tls)
-        self.metrics.publish(
-            settings.metrics_port, topology, lambda: alert_rules.prometheus_rules(topology)
-        )
+        self.metrics.publish(settings.metrics_port, topology, self.shipped.prometheus_rules)
 
     @functools.cached_property
     def _config(self) -> CharmConfig | None:

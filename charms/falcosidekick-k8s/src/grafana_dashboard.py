@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,23 +105,21 @@ def published_templates(databag: Mapping[str, str]) -> dict[str, Any] | None:
 class GrafanaDashboardProvider(ops.Object):
     """Gives Grafana the dashboards in ``src/grafana_dashboards``."""
 
-    def __init__(
-        self,
-        charm: ops.CharmBase,
-        foreign_topology: Collection[str] = (),
-        relation_name: str = RELATION,
-    ):
+    def __init__(self, charm: ops.CharmBase, relation_name: str = RELATION):
         super().__init__(charm, relation_name)
         self._charm = charm
-        self._foreign_topology = foreign_topology
         self._relation_name = relation_name
 
-    def publish(self, topology: Mapping[str, str]) -> bool:
-        """As leader, write the dashboards where they changed; True if a bag was written."""
+    def publish(self, dashboards: Callable[[], dict[str, Any]]) -> bool:
+        """As leader, write the dashboards where they changed; True if a bag was written.
+
+        ``dashboards`` (the templates, see :func:`templates`) is called only when there is
+        an application bag to write.
+        """
         relations = self._charm.model.relations[self._relation_name]
         if not (relations and self._charm.unit.is_leader()):
             return False
-        wanted = templates(self._charm.meta.name, topology, self._foreign_topology)
+        wanted = dashboards()
         changed = False
         for relation in relations:
             databag = relation.data[self._charm.app]

@@ -12,16 +12,18 @@ import dataclasses
 import hashlib
 import json
 import lzma
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import grafana_dashboard
 import pytest
+import shipped
 import sidekick_states as states
 from charm import FalcosidekickCharm
 from ops import pebble, testing
-from ops_probes import record_pebble, record_relation_writes
+from ops_probes import record_calls, record_pebble, record_relation_writes
 from tls_material import Issued
 
 Ctx = testing.Context[FalcosidekickCharm]
@@ -475,3 +477,140 @@ def test_malformed_logging_endpoint_keeps_the_current_targets(ctx: Ctx, root: Pa
     assert out.unit_status == testing.WaitingStatus(
         "log targets unchanged: no Loki endpoint from loki/0 on 'logging'"
     )
+
+
+# rules and dashboards are built only when their inputs change -----------------------------
+
+SHIPPING = ("metrics-endpoint", "grafana-dashboard", "send-loki-logs")
+
+
+def block_cosl(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every ``import cosl...`` fail, as if it were not installed."""
+    for name in [n for n in sys.modules if n == "cosl" or n.startswith("cosl.")] + ["cosl"]:
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+def shipping_leader(ctx: Ctx, root: Path) -> testing.State:
+    """Return a running leader related on every endpoint that carries rules or dashboards."""
+    relations = [states.loki_relation(LOKI_0)]
+    relations += [testing.Relation(name) for name in SHIPPING if name != "send-loki-logs"]
+    return running(ctx, root, *relations)
+
+
+def stored_digest(out: testing.State) -> str:
+    (stored,) = (
+        s for s in out.stored_states if (s.owner_path or "").endswith("[shipped-artifacts]")
+    )
+    digest = stored.content["digest"]
+    assert isinstance(digest, str)
+    return digest
+
+
+def test_no_op_hooks_neither_import_cosl_nor_compress(
+    ctx: Ctx, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arrange: leader shipping rules and dashboards. act: no-op hooks, cosl gone. assert: 0.
+
+    The first hook built everything; later hooks reuse it, so they need neither cosl nor
+    LZMA, and write nothing.
+    """
+    out = shipping_leader(ctx, root)
+    block_cosl(monkeypatch)
+
+    with record_calls(lzma, ("compress",)) as lzma_calls, record_relation_writes() as writes:
+        for event in (ctx.on.config_changed(), ctx.on.update_status(), ctx.on.leader_elected()):
+            out = ctx.run(event, out)
+        for relation in out.relations:
+            if relation.endpoint in SHIPPING:
+                out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), out)
+
+    assert lzma_calls.count("compress") == 0
+    assert writes.count("relation_set") == 0
+    assert all(states.relation(out, name).local_app_data for name in SHIPPING)
+
+
+def test_upgrade_builds_again_and_writes_only_what_changed(
+    ctx: Ctx, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arrange: leader shipping. act: upgrade-charm, with and without cosl. assert: rebuilt.
+
+    A refresh may bring new code or libraries: the build is done again (two dashboards
+    compressed), and since the result is the same, nothing is written. Without cosl the
+    build fails, which shows the no-op test above would catch a build.
+    """
+    out = shipping_leader(ctx, root)
+
+    with record_calls(lzma, ("compress",)) as lzma_calls, record_relation_writes() as writes:
+        upgraded = ctx.run(ctx.on.upgrade_charm(), out)
+    block_cosl(monkeypatch)
+    with pytest.raises(testing.errors.UncaughtCharmError, match="cosl"):
+        ctx.run(ctx.on.upgrade_charm(), out)
+
+    assert lzma_calls.count("compress") == 2
+    assert writes.count("relation_set") == 0
+    assert stored_digest(upgraded) == stored_digest(out)
+
+
+def test_stale_digest_rebuilds_and_a_wiped_bag_is_rewritten_from_the_cache(
+    ctx: Ctx, root: Path
+) -> None:
+    """arrange: leader shipping. act: stored digest differs; then a bag is emptied. assert.
+
+    A different digest (other files or topology) means a new build; an emptied bag is put
+    right from the cache, without a build.
+    """
+    out = shipping_leader(ctx, root)
+    stale = {
+        dataclasses.replace(s, content={**s.content, "digest": "older"})
+        if (s.owner_path or "").endswith("[shipped-artifacts]")
+        else s
+        for s in out.stored_states
+    }
+    wiped = dataclasses.replace(states.relation(out, "grafana-dashboard"), local_app_data={})
+
+    with record_calls(lzma, ("compress",)) as rebuild:
+        rebuilt = ctx.run(ctx.on.update_status(), dataclasses.replace(out, stored_states=stale))
+    with record_calls(lzma, ("compress",)) as cached, record_relation_writes() as writes:
+        repaired = ctx.run(ctx.on.update_status(), states.replace_relation(out, wiped))
+
+    assert rebuild.count("compress") == 2
+    assert stored_digest(rebuilt) == stored_digest(out) != "older"
+    assert cached.count("compress") == 0
+    assert writes.count("relation_set") == 1
+    sent = json.loads(states.relation(repaired, "grafana-dashboard").local_app_data["dashboards"])
+    assert set(sent["templates"]) == {"file:falco-security-alerts", "file:falco-pipeline-health"}
+
+
+def test_non_leader_builds_nothing(ctx: Ctx, root: Path) -> None:
+    """arrange: a follower related on every shipping endpoint. act: hooks. assert: no build."""
+    relations = {states.loki_relation(LOKI_0), states.ingress_relation(INGRESS_URL)}
+    relations |= {testing.Relation(name) for name in SHIPPING if name != "send-loki-logs"}
+    state = states.state(root, leader=False, relations=relations)
+
+    with record_calls(lzma, ("compress",)) as lzma_calls:
+        out = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
+        ctx.run(ctx.on.update_status(), out)
+
+    assert lzma_calls.count("compress") == 0
+
+
+def test_inputs_digest_follows_the_files_and_the_topology(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arrange: copies of the shipped files. act: digest, change the unit, a file. assert."""
+    copies = []
+    for directory in shipped.SOURCE_DIRS:
+        copy = tmp_path / directory.name
+        copy.mkdir()
+        for path in directory.iterdir():
+            (copy / path.name).write_bytes(path.read_bytes())
+        copies.append(copy)
+    monkeypatch.setattr(shipped, "SOURCE_DIRS", tuple(copies))
+
+    first, again = shipped.inputs_digest(TOPOLOGY), shipped.inputs_digest(dict(TOPOLOGY))
+    other_unit = shipped.inputs_digest({**TOPOLOGY, "unit": "falcosidekick-k8s/1"})
+    (copies[-1] / "falco-pipeline-health.json").write_text("{}")
+    other_file = shipped.inputs_digest(TOPOLOGY)
+
+    assert first == again
+    assert len({first, other_unit, other_file}) == 3
