@@ -5,12 +5,20 @@ Usage: ``bench.py <results.json>`` from the charm directory (``make bench`` does
 Counted at the Juju and Pebble boundary (tests/shared/ops_probes.py): restarts (Pebble
 replan/restart/start), container writes (push, make_dir, remove_path) and relation writes
 (relation-set). A no-op event must leave all three at 0; a real change restarts exactly once.
+``reloads``, ``file_writes`` and ``git_network_ops`` do not apply to this charm (no hot
+reload, no machine files, no git) and are reported as 0.
+
+One more count, ``lzma_compress``, shows that the leader does not build its dashboards again
+on every hook (src/shipped.py): no-op events of the sequences with the observability
+relations expect 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import lzma
 import sys
 import tempfile
 from collections.abc import Callable
@@ -25,13 +33,16 @@ import sidekick_states as states  # noqa: E402
 from bench_support import EventStats, import_times, timed, write_results  # noqa: E402
 from charm import FalcosidekickCharm  # noqa: E402
 from ops import testing  # noqa: E402
-from ops_probes import record_pebble, record_relation_writes  # noqa: E402
+from ops_probes import record_calls, record_pebble, record_relation_writes  # noqa: E402
 from tls_material import Issued, make_ca  # noqa: E402
 
 RESTARTS = ("replan_services", "restart_services", "start_services")
 CONTAINER_WRITES = ("push", "make_dir", "remove_path")
 LOKI_URL = "http://otelcol-0.otelcol-endpoints.fmodel.svc.cluster.local:3500/loki/api/v1/push"
 INGRESS_URL = "https://ingress.example.com/fmodel-falcosidekick-k8s"
+FALCO_UNITS = 200
+NOT_APPLICABLE = {"reloads": 0, "file_writes": 0, "git_network_ops": 0}
+NO_BUILD = {"lzma_compress": 0}
 
 Ctx = testing.Context[FalcosidekickCharm]
 Step = Callable[[testing.State], tuple[Any, testing.State]]
@@ -58,7 +69,11 @@ class Sequence:
         stats = EventStats(name, noop=noop, expect=expect or {})
         for _ in range(times):
             event, state = step(self.state)
-            with record_pebble() as pebble, record_relation_writes() as relations:
+            with (
+                record_pebble() as pebble,
+                record_relation_writes() as relations,
+                record_calls(lzma, ("compress",)) as compressions,
+            ):
                 self.state, seconds = timed(lambda: self.ctx.run(event, state))  # noqa: B023
             stats.add(
                 seconds,
@@ -66,6 +81,8 @@ class Sequence:
                     "restarts": pebble.count(*RESTARTS),
                     "container_writes": pebble.count(*CONTAINER_WRITES),
                     "relation_writes": relations.count("relation_set"),
+                    **NOT_APPLICABLE,
+                    "lzma_compress": compressions.count("compress"),
                 },
             )
         self.events.append(stats)
@@ -148,9 +165,50 @@ def observability(seq: Sequence) -> list[EventStats]:
         remote_units_data={0: {"endpoint": json.dumps({"url": LOKI_URL})}},
     )
     seq.run("logging-changed", add_relation(logging, "relation_changed"), expect={"restarts": 0})
-    seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
-    seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True)
-    seq.run("logging-broken", broken("logging"), expect={"restarts": 0})
+    seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True, expect=NO_BUILD)
+    seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True, expect=NO_BUILD)
+    seq.run("logging-broken", broken("logging"), expect={"restarts": 0, **NO_BUILD})
+    return seq.events
+
+
+def each_falco_unit(hook: str) -> Step:
+    """Return a step that dispatches ``hook`` on http-endpoint from the next Falco unit."""
+    units = itertools.cycle(range(FALCO_UNITS))
+
+    def step(state: testing.State) -> tuple[Any, testing.State]:
+        relation = states.relation(state, "http-endpoint")
+        return getattr(CTX.on, hook)(relation, remote_unit=next(units)), state
+
+    return step
+
+
+def falco_fleet(seq: Sequence, ca: Issued) -> list[EventStats]:
+    """A sidekick serving its own certificate to a Falco application of FALCO_UNITS units.
+
+    Changing ``port`` changes the published URL: one restart and one relation write. Then
+    every Falco unit joins and changes on http-endpoint (the requirer writes nothing we
+    read) and update-status runs with nothing changed: 0 of everything.
+    """
+    seq.quiet(same(CTX.on.pebble_ready(states.container(seq.root))))
+    seq.quiet(lambda s: (CTX.on.relation_created(states.relation(s, "certificates")), s))
+    seq.quiet(answer_csr(ca, 90))
+
+    def new_port(state: testing.State) -> tuple[Any, testing.State]:
+        return CTX.on.config_changed(), dataclasses.replace(state, config={"port": 2901})
+
+    seq.run(
+        "config-changed",
+        new_port,
+        expect={"restarts": 1, "relation_writes": 1, "container_writes": 1},
+    )
+    for hook in ("relation_joined", "relation_changed"):
+        seq.run(
+            "http-endpoint-" + hook.replace("_", "-"),
+            each_falco_unit(hook),
+            times=FALCO_UNITS,
+            noop=True,
+        )
+    seq.run("update-status", same(CTX.on.update_status()), times=50, noop=True)
     return seq.events
 
 
@@ -196,6 +254,17 @@ def main(output: Path) -> None:
 
         behind_ingress = fresh(root(), states.ingress_relation(INGRESS_URL))
         sequences["observability"] = observability(behind_ingress)
+
+        falco = testing.Relation(
+            "http-endpoint",
+            remote_app_name="falco",
+            remote_units_data={n: {} for n in range(FALCO_UNITS)},
+        )
+        fleet_root = root()
+        fleet = states.state(
+            fleet_root, leader=True, relations={falco, states.certificates_relation()}
+        )
+        sequences["falco-fleet"] = falco_fleet(Sequence(CTX, fleet, fleet_root), ca)
 
     write_results(output, "falcosidekick-k8s", sequences, import_times(["src", "lib"]))
 
