@@ -63,3 +63,15 @@ def choose(reading: EndpointReading, layout: Layout) -> Destination:
         http, ca_pem = _last_known_good(layout)
         return Destination(http=http, ca_pem=ca_pem, pending=pending, rejected=rejected)
     return Destination(pending=pending)
+
+
+def concern(destination: Destination) -> tuple[str, str] | None:
+    """Return the status (name, message) the operator should see about alerts, if any."""
+    if destination.rejected:
+        kept = "keeping the previous destination" if destination.http else "alerts stay local"
+        return "blocked", f"http-endpoint data ignored ({kept}): {destination.rejected[0]}"
+    if destination.pending:
+        return "waiting", f"waiting for {destination.pending[0]} to publish its URL"
+    if destination.http is None:
+        return "active", "alerts stay on this host: integrate http-endpoint"
+    return None

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import alert_destination
+import custom_rules
 import falco_config
+import git_sync
 import kernel
 import kmod
 import ops
 import payload
+import repo_secrets
 import service
 from falcosidekick_http_endpoint import HttpEndpointRequirer
 from layout import SERVICE_NAME, Layout
@@ -35,8 +39,10 @@ BUNDLED_PAYLOAD = Path("payload") / "falco.tar.gz"
 class FalcoCharm(ops.CharmBase):
     """Runs Falco on the principal's machine and sends its alerts to Falcosidekick."""
 
-    # Everything the charm touches on the machine hangs off this root; tests move it.
+    # Everything the charm touches on the machine hangs off this root, and the sync interval
+    # runs on this clock; tests move both.
     filesystem_root = Path("/")
+    clock = staticmethod(time.time)
     _config_problem = ""
 
     def __init__(self, framework: ops.Framework):
@@ -47,6 +53,8 @@ class FalcoCharm(ops.CharmBase):
         for event in (on.install, on.upgrade_charm):
             framework.observe(event, self._on_payload_may_change)
         framework.observe(on.config_changed, self._on_config_changed)
+        framework.observe(on.secret_changed, self._on_secret_changed)
+        framework.observe(on.refresh_rules_action, self._on_refresh_rules_action)
         for event in (
             on.start,
             on.update_status,
@@ -70,6 +78,26 @@ class FalcoCharm(ops.CharmBase):
     def _on_input_changed(self, _: ops.EventBase) -> None:
         self._reconcile()
 
+    def _on_secret_changed(self, _: ops.SecretChangedEvent) -> None:
+        # The only secrets the charm reads are the repository's credentials.
+        self._reconcile(sync_now=True)
+
+    def _on_refresh_rules_action(self, event: ops.ActionEvent) -> None:
+        report = self._reconcile(sync_now=True)
+        if report is None:
+            why = [status.message for status in self._observed_status()]
+            event.fail(f"rules not applied: {(why or ['see juju status'])[0]}")
+            return
+        event.set_results(
+            {
+                "commit": report.commit or "none",
+                "files": "\n".join(report.files) or "none (default rules only)",
+                "validation": report.problem or "ok",
+            }
+        )
+        if report.problem:
+            event.fail(report.problem)
+
     def _on_stop(self, _: ops.StopEvent) -> None:
         service.stop_and_forget(self._layout)
 
@@ -78,28 +106,31 @@ class FalcoCharm(ops.CharmBase):
         kmod.remove(self._layout)
         service.purge(self._layout)
 
-    def _reconcile(self, refresh_payload: bool = False, operator_action: bool = False) -> None:
-        """Converge the machine to what config, payload and relations ask for.
+    def _reconcile(
+        self, refresh_payload: bool = False, operator_action: bool = False, sync_now: bool = False
+    ) -> custom_rules.Report | None:
+        """Converge the machine to what config, payload, relations and rules ask for.
 
-        Every early return leaves what runs untouched; collect-status explains why.
+        Every early return leaves what runs untouched; collect-status explains why. Returns
+        what the custom rules came to, or None if it stopped before applying them.
         """
         config = self._config
         if config is None:
-            return
+            return None
         current = self._ensure_payload(refresh_payload)
         if current is None:
-            return
+            return None
         choice = kernel.choose(config.driver, self._layout, current.driver_sources is not None)
         if choice.engine_kind is None:
-            return
+            return None
         if choice.engine_kind == kernel.KMOD and current.driver_sources is not None:
             release = kernel.kernel_release(self._layout)
             try:
                 kmod.ensure_module(self._layout, current.driver_sources, release, operator_action)
             except kmod.KmodError as exc:
                 logger.error("cannot build the Falco kernel module: %s", exc)
-                return
-        destination = alert_destination.choose(self.http_endpoint.read(), self._layout)
+                return None
+        rules = custom_rules.plan(self._layout, config.custom_rules, self._sync(config, sync_now))
         topology = falco_config.Topology(
             model=self.model.name,
             model_uuid=self.model.uuid,
@@ -107,17 +138,29 @@ class FalcoCharm(ops.CharmBase):
             unit=self.unit.name,
             charm_name=self.meta.name,
         )
-        wanted = service.desired(
-            self._layout, config, current, choice.engine_kind, topology, destination
-        )
-        outcome = service.converge(self._layout, wanted)
+        destination = alert_destination.choose(self.http_endpoint.read(), self._layout)
+        inputs = service.Inputs(config, current, choice.engine_kind, topology, destination)
+        outcome, report = service.apply(self._layout, inputs, rules)
+        if report.problem is not None:
+            logger.error("%s", report.problem)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
-            return
+            return None
         if outcome.action is not service.Action.NONE:
             logger.info("Falco %s applied (%s)", outcome.action.value, current.falco_version)
         for stale in payload.prune(self._layout, keep=current):
             logger.info("removed the replaced payload %s", stale)
+        return report
+
+    def _sync(self, config: FalcoConfig, now: bool) -> git_sync.SyncRecord | None:
+        """Fetch the custom config repository if due; return its sync state (None: no repo)."""
+        return git_sync.ensure(
+            self._layout,
+            config.repo_settings,
+            functools.partial(repo_secrets.credentials, self.model, self.app.name),
+            self.clock(),
+            force=now,
+        )
 
     @functools.cached_property
     def _config(self) -> FalcoConfig | None:
@@ -147,11 +190,7 @@ class FalcoCharm(ops.CharmBase):
             attached: Path | None = self.model.resources.fetch(RESOURCE)
         except ops.ModelError:
             attached = None
-        # Charmhub needs a resource revision to exist; an empty file means "none attached".
-        if attached is not None and attached.stat().st_size > 0:
-            return attached
-        bundled = self.charm_dir / BUNDLED_PAYLOAD
-        return bundled if bundled.is_file() else None
+        return payload.source(attached, self.charm_dir / BUNDLED_PAYLOAD)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         for status in self._observed_status():
@@ -178,6 +217,7 @@ class FalcoCharm(ops.CharmBase):
             choice.reason if choice.engine_kind is None else None,
             kmod.failure(self._layout) if choice.engine_kind == kernel.KMOD else None,
             service.config_rejection(self._layout),
+            custom_rules.read_report(self._layout).problem,
         ]
         found.extend(ops.BlockedStatus(problem) for problem in problems if problem)
         if not service.is_running():
@@ -185,24 +225,11 @@ class FalcoCharm(ops.CharmBase):
             found.append(
                 ops.BlockedStatus(f"Falco is {state}: see `journalctl -u {SERVICE_NAME}`")
             )
-        found.extend(self._destination_status())
-        return found
-
-    def _destination_status(self) -> list[ops.StatusBase]:
         reading = self.http_endpoint.read()
-        destination = alert_destination.choose(reading, self._layout)
-        if destination.rejected:
-            kept = "keeping the previous destination" if destination.http else "alerts stay local"
-            return [
-                ops.BlockedStatus(
-                    f"http-endpoint data ignored ({kept}): {destination.rejected[0]}"
-                )
-            ]
-        if destination.pending:
-            return [ops.WaitingStatus(f"waiting for {destination.pending[0]} to publish its URL")]
-        if destination.http is None:
-            return [ops.ActiveStatus("alerts stay on this host: integrate http-endpoint")]
-        return []
+        concern = alert_destination.concern(alert_destination.choose(reading, self._layout))
+        if concern is not None:
+            found.append(ops.StatusBase.from_name(*concern))
+        return found
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,8 +2,9 @@
 
 Falco's CLI contract (0.44): ``--version`` prints one JSON object when ``json_output`` is
 true; ``-c <file> --dry-run`` loads the config, plugins and rules and exits 0 when they all
-load; on failure Falco exits 1 and prints ``Error: <why>`` on stderr. Rules validation with
-``-V`` (issue 4) belongs here too.
+load; on failure Falco exits 1 and prints ``Error: <why>`` on stderr. ``-V <file>`` (repeatable)
+loads the files in order into one engine and, with ``json_output``, prints one
+``{"falco_load_results": [...]}`` line with each file's errors; it exits 1 if any file fails.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 VERSION_TIMEOUT_S = 60
 # Loading the default ruleset and the container plugin takes about a second; a slow or
 # overloaded machine gets ample margin before we call the binary unusable.
 DRY_RUN_TIMEOUT_S = 180
+VALIDATE_TIMEOUT_S = 180
 _MAX_MESSAGE = 200
 
 
@@ -40,13 +43,25 @@ class CheckResult:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class RulesVerdict:
+    """Falco's verdict on rules files: the first file that failed and its first error."""
+
+    ok: bool
+    file: str | None = None
+    message: str = ""
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
 def _error_line(stderr: str, returncode: int) -> str:
     """Return Falco's own one-line explanation of a failure, shortened for a status."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("Error:")]
     chosen = (errors or lines or [f"exit code {returncode}"])[-1]
-    chosen = chosen.removeprefix("Error:").strip()
-    return chosen if len(chosen) <= _MAX_MESSAGE else chosen[: _MAX_MESSAGE - 3] + "..."
+    return _shorten(chosen.removeprefix("Error:").strip())
 
 
 def _run(args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
@@ -89,3 +104,47 @@ def dry_run(binary: Path, config_file: Path) -> CheckResult:
     if result.returncode == 0:
         return CheckResult(ok=True)
     return CheckResult(ok=False, message=_error_line(result.stderr, result.returncode))
+
+
+def _first_error(result: dict[str, Any]) -> str:
+    errors = result.get("errors") or [{}]
+    error = errors[0] if isinstance(errors[0], dict) else {}
+    message = str(error.get("message") or error.get("codedesc") or "invalid")
+    locations = (error.get("context") or {}).get("locations") or []
+    named = [loc for loc in locations if isinstance(loc, dict) and loc.get("item_name")]
+    if named:
+        message += f" ({named[-1].get('item_type', 'item')} '{named[-1]['item_name']}')"
+    return _shorten(message)
+
+
+def _load_results(stdout: str) -> list[dict[str, Any]] | None:
+    for line in reversed(stdout.splitlines()):
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(document, dict) and isinstance(document.get("falco_load_results"), list):
+            return [r for r in document["falco_load_results"] if isinstance(r, dict)]
+    return None
+
+
+def validate_rules(binary: Path, config_file: Path, files: list[Path]) -> RulesVerdict:
+    """Return Falco's verdict on ``files``, loaded in this order with ``config_file``."""
+    args = [str(binary), "-c", str(config_file), "-o", "json_output=true"]
+    for path in files:
+        args += ["-V", str(path)]
+    try:
+        result = _run(args, VALIDATE_TIMEOUT_S)
+    except FalcoCliError as exc:
+        return RulesVerdict(ok=False, message=str(exc))
+    results = _load_results(result.stdout)
+    if results is None:
+        if result.returncode == 0:
+            return RulesVerdict(ok=True)
+        return RulesVerdict(ok=False, message=_error_line(result.stderr, result.returncode))
+    for loaded in results:
+        if not loaded.get("successful", False):
+            return RulesVerdict(ok=False, file=loaded.get("name"), message=_first_error(loaded))
+    if result.returncode != 0:
+        return RulesVerdict(ok=False, message=_error_line(result.stderr, result.returncode))
+    return RulesVerdict(ok=True)

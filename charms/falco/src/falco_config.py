@@ -2,8 +2,11 @@
 
 Every key Falco reads is set here on purpose: Falco's code defaults differ from its shipped
 falco.yaml (``engine.kind`` defaults to kmod, stdout and syslog outputs off, ...), so a key
-left out is a decision too. Each ``_section`` function owns one concern; new concerns (rules
-from git and rule selection, metrics and a local alert file) are new sections.
+left out is a decision too. Each ``_section`` function owns one concern; new concerns (metrics
+and a local alert file) are new sections. Config overrides from the custom config repository
+are merged last, the way Falco merges its ``config_files`` by default ("append": mappings are
+merged key by key, lists are extended, other values replaced); custom_rules decides which keys
+they may touch.
 
 Falco hot-restarts itself when the watched falco.yaml is replaced. ``RESTART_KEYS`` lists
 the sections whose change the charm applies with a full service restart instead: the
@@ -66,6 +69,18 @@ class HttpDestination:
 
 
 @dataclass(frozen=True)
+class RuleInputs:
+    """Which rules Falco loads and keeps, beyond its defaults."""
+
+    # Files or folders loaded after the default rules, in this order.
+    extra_rules: tuple[Path, ...] = ()
+    # Falco's `rules:` list: {"disable"|"enable": {"rule"|"tag": value}}, applied in order.
+    selection: tuple[dict[str, dict[str, str]], ...] = ()
+    minimum_priority: str = "debug"
+    overrides: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class ConfigInputs:
     """Everything falco.yaml depends on."""
 
@@ -75,6 +90,7 @@ class ConfigInputs:
     outputs_queue_capacity: int
     topology: Topology
     http: HttpDestination | None = None
+    rules: RuleInputs = RuleInputs()
 
 
 def _engine(inputs: ConfigInputs) -> dict[str, Any]:
@@ -110,8 +126,14 @@ def _rules(inputs: ConfigInputs) -> dict[str, Any]:
         "config_files": [],
         # Keeps hot reload working (SIGHUP is ignored without it up to 0.44.1).
         "watch_config_files": True,
-        "rules_files": [str(inputs.payload.default_rules)],
-        "priority": "debug",
+        # Defaults first, so that custom rules can override and extend them.
+        "rules_files": [
+            str(inputs.payload.default_rules),
+            *(str(path) for path in inputs.rules.extra_rules),
+        ],
+        # Applied by Falco after every file is loaded; it wins over `enabled:` in files.
+        "rules": [dict(item) for item in inputs.rules.selection],
+        "priority": inputs.rules.minimum_priority,
         "rule_matching": "first",
     }
 
@@ -207,11 +229,27 @@ SECTIONS: tuple[Callable[[ConfigInputs], dict[str, Any]], ...] = (
 )
 
 
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged the way Falco's "append" strategy does."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged[key] = merge(current, value)
+        elif isinstance(current, list) and isinstance(value, list):
+            merged[key] = [*current, *value]
+        else:
+            merged[key] = value
+    return merged
+
+
 def build(inputs: ConfigInputs) -> dict[str, Any]:
     """Return the complete falco.yaml content for ``inputs``."""
     config: dict[str, Any] = {}
     for section in SECTIONS:
         config.update(section(inputs))
+    for override in inputs.rules.overrides:
+        config = merge(config, override)
     return config
 
 
@@ -220,10 +258,30 @@ def render(config: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
+class _FalcoYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading a bare ``=`` as a string like Falco's YAML library.
+
+    Rules exceptions write comparison operators unquoted (``comps: [=, startswith]``);
+    PyYAML alone would read ``=`` as the obsolete YAML "value" type and refuse it.
+    """
+
+
+_FalcoYamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    """Return the data of YAML ``text`` as Falco reads it; raise yaml.YAMLError if invalid."""
+    # A SafeLoader subclass: no arbitrary Python objects.
+    return yaml.load(text, Loader=_FalcoYamlLoader)  # noqa: S506
+
+
 def parse(text: str) -> dict[str, Any] | None:
     """Return the data of a falco.yaml text, or None if it is not a YAML mapping."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError:
         return None
     return data if isinstance(data, dict) else None

@@ -64,6 +64,11 @@ class Layout:
         """The CA that signed the sidekick's certificate, as published on http-endpoint."""
         return self.config_dir / "http-endpoint-ca.pem"
 
+    @property
+    def rules_root(self) -> Path:
+        """Custom rule sets, one directory per content digest (see custom_rules)."""
+        return self.config_dir / "rules"
+
     # --- charm state ---
     @property
     def state_dir(self) -> Path:
@@ -79,6 +84,42 @@ class Layout:
     def payload_rejection(self) -> Path:
         """Why the last candidate payload was refused, so the status can keep saying it."""
         return self.state_dir / "payload-rejected.json"
+
+    @property
+    def rules_record(self) -> Path:
+        """What the custom rules last came to: commit, files loaded, the current problem."""
+        return self.state_dir / "custom-rules.json"
+
+    @property
+    def rules_rejection(self) -> Path:
+        """The candidate rule set Falco refused, by fingerprint, so it is not re-checked."""
+        return self.state_dir / "rules-rejected.json"
+
+    # --- the custom config repository (git) ---
+    @property
+    def repo_dir(self) -> Path:
+        """Everything git needs, private to root (0700): the repository, HOME, ssh files."""
+        return self.state_dir / "custom-config-repo"
+
+    @property
+    def repo_git_dir(self) -> Path:
+        """A bare repository: fetched objects only, never a checkout."""
+        return self.repo_dir / "git"
+
+    @property
+    def repo_home(self) -> Path:
+        """An empty HOME for git and ssh, so no user's ~/.ssh or ~/.gitconfig is involved."""
+        return self.repo_dir / "home"
+
+    @property
+    def repo_ssh_dir(self) -> Path:
+        """The pinned known_hosts, and the deploy key while git runs (0600 files)."""
+        return self.repo_dir / "ssh"
+
+    @property
+    def repo_record(self) -> Path:
+        """The last sync: URL, commit, kind of ref, when, and the error if it failed."""
+        return self.state_dir / "custom-config-repo.json"
 
     # --- systemd ---
     @property

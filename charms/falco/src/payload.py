@@ -74,6 +74,14 @@ class Rejection:
     reason: str
 
 
+def source(attached: Path | None, bundled: Path) -> Path | None:
+    """Return the attached resource if there is one, else the bundled tarball if present."""
+    # Charmhub needs a resource revision to exist; an empty file means "none attached".
+    if attached is not None and attached.stat().st_size > 0:
+        return attached
+    return bundled if bundled.is_file() else None
+
+
 def digest(tarball: Path) -> str:
     """Return the sha256 of ``tarball``, reading it in chunks (it is tens of MB)."""
     sha = hashlib.sha256()

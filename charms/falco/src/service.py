@@ -9,10 +9,15 @@ falco.yaml, validates the new file and restarts inside the same process (keeping
 config if validation fails). Sending SIGHUP as well would reload twice, so the charm never
 does. For a restart the service is stopped before the files change, so that the watcher does
 not start a reload the restart would cut short.
+
+Custom rules are a candidate until Falco accepts them (``-V`` on each file in load order,
+then ``--dry-run`` on the whole config). A refused candidate is remembered by fingerprint and
+the rest of the change goes ahead with the rules that run now (last known good).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import os
@@ -22,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import custom_rules
 import falco_cli
 import falco_config
 import records
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
+from custom_rules import RuleSet, RulesFile
 from layout import SERVICE_NAME, Layout
 from payload import Payload
 
@@ -52,6 +59,9 @@ class Desired:
     config_text: str
     unit_text: str
     http_ca_pem: str | None = None
+    rule_set: RuleSet = dataclasses.field(default_factory=RuleSet)
+    # Rules files to check with `falco -V` before going live, in load order.
+    checked_rules: tuple[RulesFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,25 +70,43 @@ class Outcome:
 
     action: Action = Action.NONE
     problem: str | None = None
+    # Why the candidate custom rules were refused (the running ones stayed).
+    rules_problem: str | None = None
 
 
-def desired(
-    layout: Layout,
-    config: FalcoConfig,
-    current: Payload,
-    engine_kind: str,
-    topology: falco_config.Topology,
-    destination: Destination,
-) -> Desired:
-    """Return the files Falco should run with for these inputs."""
+@dataclass(frozen=True)
+class Inputs:
+    """Everything besides the custom rules that falco.yaml and the unit depend on."""
+
+    config: FalcoConfig
+    payload: Payload
+    engine_kind: str
+    topology: falco_config.Topology
+    destination: Destination
+
+
+def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
+    """Return the files Falco should run with for ``inputs`` and ``rule_set``."""
+    config, current = inputs.config, inputs.payload
+    rules = falco_config.RuleInputs(
+        extra_rules=tuple(custom_rules.load_paths(layout, rule_set)),
+        selection=config.rule_selection,
+        minimum_priority=config.minimum_priority,
+        overrides=tuple(custom_rules.override_documents(rule_set)),
+    )
+    checked = custom_rules.rules_files(layout, rule_set)
+    if checked:
+        # The defaults come first so that overrides of default rules resolve.
+        checked.insert(0, RulesFile("default rules", current.default_rules))
     data = falco_config.build(
         falco_config.ConfigInputs(
             payload=current,
-            engine_kind=engine_kind,
+            engine_kind=inputs.engine_kind,
             buffer_size_preset=config.buffer_size_preset,
             outputs_queue_capacity=config.outputs_queue_capacity,
-            topology=topology,
-            http=destination.http,
+            topology=inputs.topology,
+            http=inputs.destination.http,
+            rules=rules,
         )
     )
     unit = systemd_unit.render(
@@ -86,7 +114,7 @@ def desired(
             falco_binary=current.falco_binary,
             config_file=layout.config_file,
             kill_binary=layout.kill_binary,
-            engine_kind=engine_kind,
+            engine_kind=inputs.engine_kind,
             modprobe_binary=layout.modprobe_binary,
         )
     )
@@ -95,7 +123,9 @@ def desired(
         config=data,
         config_text=falco_config.render(data),
         unit_text=unit,
-        http_ca_pem=destination.ca_pem,
+        http_ca_pem=inputs.destination.ca_pem,
+        rule_set=rule_set,
+        checked_rules=tuple(checked),
     )
 
 
@@ -169,43 +199,52 @@ def config_rejection(layout: Layout) -> str | None:
     return records.field(_rejection_path(layout), "reason")
 
 
-def _validate(layout: Layout, desired: Desired) -> str | None:
-    """Check the wanted config with the wanted binary; return the problem, if any.
+def _rules_problem(layout: Layout, desired: Desired) -> str | None:
+    verdict = falco_cli.validate_rules(
+        desired.falco_binary,
+        layout.staged_config_file,
+        [rules.path for rules in desired.checked_rules],
+    )
+    if verdict.ok:
+        return None
+    names = {str(rules.path): rules.name for rules in desired.checked_rules}
+    name = names.get(verdict.file or "", verdict.file or "rules")
+    return f"{name}: {verdict.message}"
+
+
+def _check(layout: Layout, desired: Desired, record: Path) -> str | None:
+    """Stage ``desired`` and check it with its binary; return the problem, if any.
 
     Validation happens before anything goes live, so the running Falco keeps its files when
-    it fails. A refusal is remembered by content digest: the same config is not staged and
-    checked again on every hook, which would write files on hooks that change nothing.
+    it fails. A refusal is remembered in ``record`` by content digest: the same config is not
+    staged and checked again on every hook, which would write files on hooks that change
+    nothing.
     """
     fingerprint = hashlib.sha256(
         f"{desired.falco_binary}\0{desired.config_text}".encode()
     ).hexdigest()
-    recorded = records.read(_rejection_path(layout)) or {}
+    recorded = records.read(record) or {}
     if recorded.get("sha256") == fingerprint:
         return str(recorded.get("reason"))
+    custom_rules.ensure_written(layout, desired.rule_set)
     _write(layout.staged_config_file, desired.config_text)
-    check = falco_cli.dry_run(desired.falco_binary, layout.staged_config_file)
-    if check.ok:
-        _rejection_path(layout).unlink(missing_ok=True)
-        return None
+    problem = _rules_problem(layout, desired) if desired.checked_rules else None
+    if problem is None:
+        check = falco_cli.dry_run(desired.falco_binary, layout.staged_config_file)
+        if check.ok:
+            record.unlink(missing_ok=True)
+            return None
+        problem = f"falco --dry-run rejected the rendered falco.yaml: {check.message}"
     layout.staged_config_file.unlink(missing_ok=True)
-    reason = f"falco --dry-run rejected the rendered falco.yaml: {check.message}"
-    records.write(_rejection_path(layout), {"sha256": fingerprint, "reason": reason})
-    return reason
+    records.write(record, {"sha256": fingerprint, "reason": problem})
+    return problem
 
 
-def converge(layout: Layout, desired: Desired) -> Outcome:
-    """Bring the service to ``desired`` with the least disruption; see the module doc."""
+def _apply(layout: Layout, desired: Desired) -> Outcome:
+    """Put the checked, staged config live with the least disruption."""
     current_config = _read(layout.config_file)
     unit_changed = _read(layout.unit_file) != desired.unit_text
     ca_changed = _read(layout.http_ca_file) != desired.http_ca_pem
-    config_changed = current_config != desired.config_text
-    if not (unit_changed or ca_changed or config_changed):
-        # What runs is what is wanted, so an earlier refusal is no longer current.
-        _rejection_path(layout).unlink(missing_ok=True)
-        return Outcome()
-    problem = _validate(layout, desired)
-    if problem is not None:
-        return Outcome(problem=problem)
     running = is_running()
     current = falco_config.parse(current_config) if current_config is not None else None
     if (
@@ -217,6 +256,63 @@ def converge(layout: Layout, desired: Desired) -> Outcome:
         return _restart(layout, desired, unit_changed, running)
     os.replace(layout.staged_config_file, layout.config_file)
     return Outcome(Action.RELOAD)
+
+
+def _differs(layout: Layout, desired: Desired) -> bool:
+    return (
+        _read(layout.config_file) != desired.config_text
+        or _read(layout.unit_file) != desired.unit_text
+        or _read(layout.http_ca_file) != desired.http_ca_pem
+    )
+
+
+def converge(layout: Layout, desired: Desired, fallback: Desired | None = None) -> Outcome:
+    """Bring the service to ``desired`` with the least disruption; see the module doc.
+
+    ``fallback`` is the same wanted state with the custom rules that run now: when the rules
+    of ``desired`` are new and Falco refuses them, the service converges to ``fallback``.
+    """
+    if fallback is not None and fallback.config_text != desired.config_text:
+        problem = _check(layout, desired, layout.rules_rejection)
+        if problem is None:
+            outcome = _apply(layout, desired)
+            if outcome.problem is None:
+                # The set Falco watched until now stays until the next change (module doc
+                # of custom_rules); anything older is no longer watched by anyone.
+                keep = {desired.rule_set, fallback.rule_set}
+                custom_rules.prune(layout, {custom_rules.directory(layout, s) for s in keep})
+            return outcome
+        return dataclasses.replace(_converge(layout, fallback), rules_problem=problem)
+    # No new rules are pending, so an earlier refusal of rules is no longer current.
+    layout.rules_rejection.unlink(missing_ok=True)
+    return _converge(layout, desired)
+
+
+def _converge(layout: Layout, desired: Desired) -> Outcome:
+    if not _differs(layout, desired):
+        # What runs is what is wanted, so an earlier refusal is no longer current.
+        _rejection_path(layout).unlink(missing_ok=True)
+        return Outcome()
+    problem = _check(layout, desired, _rejection_path(layout))
+    if problem is not None:
+        return Outcome(problem=problem)
+    return _apply(layout, desired)
+
+
+def apply(
+    layout: Layout, inputs: Inputs, plan: custom_rules.Plan
+) -> tuple[Outcome, custom_rules.Report]:
+    """Converge to the planned rules, or to the running ones if Falco refuses them.
+
+    Returns what converging did and the custom rules' report, which is also recorded for
+    the status and the refresh-rules action.
+    """
+    wanted, fallback = (desired(layout, inputs, rules) for rules in (plan.candidate, plan.live))
+    outcome = converge(layout, wanted, fallback)
+    previous = custom_rules.read_report(layout)
+    report = custom_rules.report(layout, plan, outcome.rules_problem, previous)
+    custom_rules.write_report(layout, report)
+    return outcome, report
 
 
 def purge(layout: Layout) -> None:

@@ -10,10 +10,14 @@ Contract (WORKLOADS.md section 2 and reference/falco-0.44.1/validate-output*.jso
 * ``--version``: text, or one JSON object when ``json_output`` is true (``-o`` or config);
 * ``-c <file>``: missing file -> ``Error: Could not find configuration file at <file>``, 1;
 * ``--dry-run``: loads config, plugins (each in load_plugins must be configured and its
-  library must exist) and rules files (missing ones are skipped, like Falco); exit 0 or 1
+  library must exist), the ``priority`` and ``rules`` settings, and rules files in order
+  (folders read by name, .yaml/.yml only, missing paths skipped, like Falco); exit 0 or 1
   with ``Error: <why>`` on stderr;
-* ``-V <file>`` (repeatable): ``{"falco_load_results": [...]}`` with json_output, exit 1 if a
-  file does not load (a rule without ``output`` is the error this fake knows).
+* ``-V <file>`` (repeatable): the files are loaded in order into one engine, so a later file
+  may override what an earlier one defined; ``{"falco_load_results": [...]}`` with
+  json_output, exit 1 if a file does not load. The errors this fake knows: YAML that does
+  not parse or is not a list, a new rule without ``output``, an ``override`` or ``append``
+  of a rule, macro or list that no earlier file defined.
 """
 
 from __future__ import annotations
@@ -30,6 +34,20 @@ FALCO_VERSION = "@FALCO_VERSION@"
 DRIVER_VERSION = "@DRIVER_VERSION@"
 BEHAVIOUR = "@BEHAVIOUR@"
 ENGINES = ("kmod", "modern_ebpf", "nodriver", "replay")
+
+
+class _Loader(yaml.SafeLoader):
+    """Reads a bare ``=`` as a string, like Falco's YAML library (yaml-cpp)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:value"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _record(argv: list[str]) -> None:
@@ -63,7 +81,77 @@ def _options(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     return flags, rest
 
 
-def _load_rules(path: Path) -> dict[str, Any]:
+PRIORITIES = (
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "informational",
+    "info",
+    "debug",
+)
+ITEM_KINDS = ("rule", "macro", "list")
+
+
+def _error(
+    code: str, codedesc: str, message: str, name: str = "", kind: str = ""
+) -> dict[str, Any]:
+    locations = [{"item_name": "", "item_type": "rules content"}]
+    if name:
+        locations.append({"item_name": name, "item_type": kind})
+    return {
+        "code": code,
+        "codedesc": codedesc,
+        "message": message,
+        "context": {"locations": locations, "snippet": f"- {kind}: {name}\n  ^\n"},
+    }
+
+
+def _item_error(item: Any, defined: set[tuple[str, str]]) -> dict[str, Any] | None:
+    if not isinstance(item, dict):
+        return _error(
+            "LOAD_ERR_YAML_VALIDATE",
+            "Error validating internal structure of YAML file",
+            "Unexpected element type. Each element should be a yaml associative array.",
+        )
+    kind = next((k for k in ITEM_KINDS if k in item), None)
+    if kind is None:
+        return None
+    name = str(item[kind])
+    changes = "override" in item or item.get("append") is True
+    if changes and (kind, name) not in defined:
+        message = (
+            f"{kind.capitalize()} uses 'append' or 'override.<key>: append' but no "
+            f"{kind} by that name already exists"
+        )
+        return _error(
+            "LOAD_ERR_VALIDATE",
+            "Error validating rule/macro/list/exception objects",
+            message,
+            name,
+            kind,
+        )
+    if (
+        kind == "rule"
+        and not changes
+        and "output" not in item
+        and set(item) != {"rule", "enabled"}
+    ):
+        return _error(
+            "LOAD_ERR_YAML_VALIDATE",
+            "Error validating internal structure of YAML file",
+            "Item has no mapping for key 'output'",
+            name,
+            kind,
+        )
+    defined.add((kind, name))
+    return None
+
+
+def _load_rules(path: Path, defined: set[tuple[str, str]] | None = None) -> dict[str, Any]:
+    defined = set() if defined is None else defined
     result: dict[str, Any] = {
         "errors": [],
         "name": str(path),
@@ -72,19 +160,48 @@ def _load_rules(path: Path) -> dict[str, Any]:
         "successful": True,
         "warnings": [],
     }
-    items = yaml.safe_load(path.read_text()) or []
-    for item in items:
-        if isinstance(item, dict) and "rule" in item and "output" not in item:
-            result["successful"] = False
-            result["errors"].append(
-                {
-                    "code": "LOAD_ERR_YAML_VALIDATE",
-                    "codedesc": "Error validating internal structure of YAML file",
-                    "message": "Item has no mapping for key 'output'",
-                    "context": {"snippet": f"- rule: {item['rule']}\n  ^\n"},
-                }
+    try:
+        items = _yaml(path.read_text())
+    except yaml.YAMLError as exc:
+        items, error = None, _error("LOAD_ERR_YAML_PARSE", "Error parsing YAML", str(exc))
+        result["errors"].append(error)
+    if items is not None and not isinstance(items, list):
+        result["errors"].append(
+            _error(
+                "LOAD_ERR_YAML_VALIDATE",
+                "Error validating internal structure of YAML file",
+                "Rules content is not yaml array of objects",
             )
+        )
+    for item in items if isinstance(items, list) else []:
+        error = _item_error(item, defined)
+        if error is not None:
+            result["errors"].append(error)
+            break
+    result["successful"] = not result["errors"]
     return result
+
+
+def _rules_paths(entries: list[Any]) -> list[Path]:
+    paths = []
+    for entry in entries:
+        path = Path(str(entry))
+        if path.is_dir():
+            paths += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            paths.append(path)
+    return paths
+
+
+def _selection_problem(config: dict[str, Any]) -> str | None:
+    if str(config.get("priority", "debug")).lower() not in PRIORITIES:
+        return (
+            f'Unknown priority "{config.get("priority")}"--must be one of {", ".join(PRIORITIES)}'
+        )
+    for item in config.get("rules") or []:
+        if not isinstance(item, dict) or not set(item) <= {"enable", "disable"} or not item:
+            return "Invalid rules selection item: expected enable or disable"
+    return None
 
 
 def _dry_run(config: dict[str, Any]) -> int:
@@ -99,9 +216,12 @@ def _dry_run(config: dict[str, Any]) -> int:
             return _fail(f"Cannot load plugin '{name}': plugin config not found for given name")
         if not Path(plugins[name]["library_path"]).is_file():
             return _fail(f"cannot load plugin {name}: {plugins[name]['library_path']} not found")
-    for rules in config.get("rules_files") or []:
-        path = Path(rules)
-        if path.is_file() and not _load_rules(path)["successful"]:
+    problem = _selection_problem(config)
+    if problem:
+        return _fail(problem)
+    defined: set[tuple[str, str]] = set()
+    for path in _rules_paths(config.get("rules_files") or []):
+        if not _load_rules(path, defined)["successful"]:
             return _fail(f"{path}: Invalid")
     return 0
 
@@ -134,7 +254,8 @@ def main(argv: list[str]) -> int:
     if "--dry-run" in rest:
         return _dry_run(config)
     if flags["-V"]:
-        results = [_load_rules(Path(name)) for name in flags["-V"]]
+        defined: set[tuple[str, str]] = set()
+        results = [_load_rules(Path(name), defined) for name in flags["-V"]]
         if json_output:
             print(json.dumps({"falco_load_results": results}))
         return 0 if all(r["successful"] for r in results) else 1

@@ -2,8 +2,9 @@
 
 ``FakeMachine`` lays out what the charm reads on a real Ubuntu machine (kernel release, BTF,
 the systemd unit directory), installs the fake tools of ``fake_tools.py`` under their real
-names in a bin directory put first on PATH, and reads back what they recorded. Payload
-tarballs are built in the release layout with ``fake_falco.py`` as ``usr/bin/falco``.
+names in a bin directory put first on PATH, and reads back what they recorded. ``git`` is
+``fake_git.py``: the real git behind a fake network of local repositories. Payload tarballs
+are built in the release layout with ``fake_falco.py`` as ``usr/bin/falco``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -110,6 +112,14 @@ class FakeMachine:
         for name in TOOL_NAMES:
             (self.bin / name).write_bytes(script)
             (self.bin / name).chmod(0o755)
+        real_git = shutil.which("git")
+        assert real_git is not None, "the tests need git (make deps installs it)"
+        (self.bin / "git").write_bytes(
+            _script(
+                SUPPORT / "fake_git.py", {"@REAL_GIT@": real_git, "@STATE_DIR@": str(self.state)}
+            )
+        )
+        (self.bin / "git").chmod(0o755)
 
     def set_kernel(self, release: str, *, btf: bool = True, lockdown: str = "") -> None:
         """Make the machine run kernel ``release``, with or without BTF and lockdown."""
@@ -187,6 +197,36 @@ class FakeMachine:
     def restarts(self) -> int:
         """Return how many times the service was (re)started."""
         return sum(verb in ("start", "restart") for verb in self.systemctl_verbs())
+
+    # --- the fake network git talks to ---
+    def network(self) -> dict[str, Any]:
+        """Return the fake network's description (see fake_git.py)."""
+        path = self.state / "network.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def set_network(self, **changes: Any) -> None:
+        """Change the fake network, e.g. ``set_network(down=["git.example"])``."""
+        (self.state / "network.json").write_text(json.dumps(self.network() | changes))
+
+    def serve(self, url: str, bare: Path) -> None:
+        """Make ``url`` answer with the bare repository ``bare``."""
+        remotes = self.network().get("remotes", {})
+        self.set_network(remotes=remotes | {url: str(bare)})
+
+    def git_calls(self) -> list[dict[str, Any]]:
+        """Return every recorded git call (argv, env, key_mode)."""
+        path = self.state / "calls.jsonl"
+        if not path.exists():
+            return []
+        entries = [json.loads(line) for line in path.read_text().splitlines()]
+        return [entry for entry in entries if entry["tool"] == "git"]
+
+    def git_network_ops(self) -> int:
+        """Return how many git calls reached the (fake) network."""
+        return sum(
+            any(verb in call["argv"] for verb in ("fetch", "clone", "ls-remote", "pull"))
+            for call in self.git_calls()
+        )
 
     def files(self) -> dict[str, tuple[int, int, int]]:
         """Return every path under the root, files with (inode, mtime_ns, size), for diffing.

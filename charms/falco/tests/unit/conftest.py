@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from charm import FalcoCharm
+from git_repos import RulesRepo, rule
 from machine import FakeMachine, build_payload
 from ops import testing
 from tls_material import make_ca
 
 SIDEKICK = "falcosidekick-k8s"
 SIDEKICK_URL = "https://sidekick.example:2801/"
+REPO_HOST = "git.example"
+REPO_URL = f"ssh://git@{REPO_HOST}/org/falco-rules.git"
+# Any well-formed ed25519 public key: the fake ssh server presents it as its host key.
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVGzeGMZzHOPJ5vM/OGWcs7ZOf9U9BB36Zi5S5Xx4nD"
+KNOWN_HOSTS = f"{REPO_HOST} {HOST_KEY}"
+DEPLOY_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "-----END OPENSSH PRIVATE KEY-----\n"
+)
 
 
 @pytest.fixture(name="machine")
@@ -62,3 +75,49 @@ def sidekick_relation(url: str = SIDEKICK_URL, ca_pem: str | None = None) -> tes
     if ca_pem:
         data["ca_cert"] = json.dumps(ca_pem)
     return testing.Relation("http-endpoint", remote_app_name=SIDEKICK, remote_app_data=data)
+
+
+@dataclasses.dataclass
+class FakeClock:
+    """The charm's clock, moved by the test."""
+
+    now: float = 1_700_000_000.0
+
+    def advance(self, minutes: float) -> None:
+        self.now += minutes * 60
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(name="clock")
+def clock_fixture(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    clock = FakeClock()
+    monkeypatch.setattr(FalcoCharm, "clock", staticmethod(clock))
+    return clock
+
+
+@pytest.fixture(name="repo")
+def repo_fixture(tmp_path: Path, machine: FakeMachine) -> RulesRepo:
+    """A rules repository served over (fake) ssh, with a deploy key and a pinned host key."""
+    repo = RulesRepo(tmp_path / "server")
+    repo.commit({"rules.d/10-custom.yaml": rule("Custom rule one")})
+    repo.tag("v1")
+    machine.serve(REPO_URL, repo.bare)
+    machine.set_network(host_keys={REPO_HOST: HOST_KEY}, deploy_keys={REPO_HOST: DEPLOY_KEY})
+    return repo
+
+
+@pytest.fixture(name="deploy_key")
+def deploy_key_fixture() -> testing.Secret:
+    return testing.Secret(tracked_content={"value": DEPLOY_KEY})
+
+
+def repo_config(secret: testing.Secret, ref: str = "v1", **extra: Any) -> dict[str, Any]:
+    """Return the options of an ssh repository at ``ref`` with a pinned host key."""
+    return {
+        "custom-config-repository": f"git+ssh://git@{REPO_HOST}/org/falco-rules.git@{ref}",
+        "custom-config-repo-ssh-key": secret.id,
+        "custom-config-repo-known-hosts": KNOWN_HOSTS,
+        **extra,
+    }

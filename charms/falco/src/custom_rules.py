@@ -1,0 +1,401 @@
+"""Custom rules and config overrides: collect, vet, and lay out as immutable rule sets. No Ops.
+
+Falco loads, in this order: its default rules, the repository's ``rules.d/*.yaml|yml`` (by
+name), then the ``custom-rules`` option, so a later file can override or extend anything
+before it. The repository's ``config.override.d/*.yaml|yml`` are not handed to Falco: the
+charm merges them into the one falco.yaml it renders, after checking that they only touch
+keys an override may change (``OVERRIDABLE``). Outputs and their CA, listeners, the engine,
+plugins and which files are loaded stay the charm's.
+
+A rule set lives in a directory named by its content digest under ``/etc/juju-falco/rules``
+and is never modified; falco.yaml lists its files one by one. Switching rule sets is thus one
+atomic replacement of falco.yaml, which Falco's watcher turns into exactly one reload: rule
+files are never edited in place and the rules directories are not watched folders. The
+previous rule set stays on disk until the next change, because Falco may still be watching
+its files while it reloads, and deleting them then would start a second reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import falco_config
+import git_sync
+import records
+import yaml
+from git_sync import SyncRecord, TreeEntry
+from layout import Layout
+
+RULES_DIR = "rules.d"
+OVERRIDES_DIR = "config.override.d"
+SUFFIXES = (".yaml", ".yml")
+INLINE_FILE = "custom-rules.yaml"
+INLINE_NAME = "custom-rules option"
+MAX_FILE_BYTES = 1 << 20
+_REGULAR_FILE_MODES = ("100644", "100755")
+_SYMLINK_MODE = "120000"
+_TREE_MODE = "040000"
+
+# Keys a config override may set. Everything else is either the charm's (outputs and their
+# CA, listeners, engine, plugins, the files Falco loads and watches, the JSON alert format
+# Falcosidekick parses) or has an option of its own.
+OVERRIDABLE = frozenset(
+    {
+        "rule_matching",
+        "base_syscalls",
+        "falco_libs",
+        "syscall_event_drops",
+        "syscall_event_timeouts",
+        "output_timeout",
+        "append_output",
+        "static_fields",
+        "log_level",
+        "libs_logger",
+    }
+)
+OPTION_FOR = {
+    "priority": "the minimum-priority option",
+    "rules": "the enabled-rules and disabled-rules options",
+    "outputs_queue": "the outputs-queue-capacity option",
+    "engine": "the driver and buffer-size-preset options",
+    "http_output": "the http-endpoint relation",
+}
+
+
+class ContentError(Exception):
+    """The repository's content cannot be used; ``str()`` names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a rule set, named as the operator knows it (``rules.d/x.yaml``)."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Everything custom that Falco runs with: repository rules, overrides, inline rules."""
+
+    repo_rules: tuple[SourceFile, ...] = ()
+    overrides: tuple[SourceFile, ...] = ()
+    inline: str = ""
+
+    def files(self) -> list[SourceFile]:
+        """Every file of the set, inline rules last."""
+        inline = [SourceFile(INLINE_FILE, self.inline)] if self.inline.strip() else []
+        return [*self.repo_rules, *self.overrides, *inline]
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing custom at all."""
+        return not self.files()
+
+    @property
+    def digest(self) -> str:
+        """The content digest that names the set's directory."""
+        sha = hashlib.sha256()
+        for source in self.files():
+            sha.update(f"{source.name}\0{len(source.text)}\0{source.text}".encode())
+        return sha.hexdigest()
+
+
+@dataclass(frozen=True)
+class RulesFile:
+    """A rules file Falco loads: where it is, and the name to show the operator."""
+
+    name: str
+    path: Path
+
+
+# ------------------------------------------------------------------------------ collecting
+def _unsafe(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    return path.startswith("/") or any(part in ("", ".", "..") for part in parts)
+
+
+def _check_directories(entries: list[TreeEntry]) -> None:
+    by_path = {entry.path: entry for entry in entries}
+    for directory in (RULES_DIR, OVERRIDES_DIR):
+        entry = by_path.get(directory)
+        if entry is not None and entry.mode != _TREE_MODE:
+            kind = "a symbolic link" if entry.mode == _SYMLINK_MODE else "not a directory"
+            raise ContentError(f"{directory} is {kind}: commit a real directory")
+    if RULES_DIR not in by_path:
+        raise ContentError(
+            f"the repository has no {RULES_DIR}/ directory: add {RULES_DIR}/*.yaml "
+            f"({RULES_DIR}/.gitkeep for none)"
+        )
+
+
+def _wanted(entries: list[TreeEntry]) -> list[TreeEntry]:
+    """Return the files to load; refuse links and paths that could leave the repository."""
+    files = []
+    for entry in entries:
+        if _unsafe(entry.path):
+            raise ContentError(f"{entry.path!r} is not a plain path inside the repository")
+        if entry.mode == _SYMLINK_MODE:
+            raise ContentError(f"{entry.path} is a symbolic link: commit the file itself")
+        _, _, name = entry.path.partition("/")
+        if "/" in name or not name.endswith(SUFFIXES):
+            continue  # subdirectories and other files are not Falco's
+        if entry.mode not in _REGULAR_FILE_MODES:
+            raise ContentError(f"{entry.path} is not a regular file")
+        files.append(entry)
+    return sorted(files, key=lambda entry: entry.path)
+
+
+def from_repository(
+    entries: list[TreeEntry], read: Callable[[list[str]], dict[str, bytes]]
+) -> tuple[tuple[SourceFile, ...], tuple[SourceFile, ...]]:
+    """Return the repository's rules and overrides; raise ContentError if any is unusable."""
+    _check_directories(entries)
+    wanted = _wanted(entries)
+    blobs = read([entry.oid for entry in wanted])
+    rules, overrides = [], []
+    for entry in wanted:
+        data = blobs[entry.oid]
+        if len(data) > MAX_FILE_BYTES:
+            raise ContentError(f"{entry.path} is larger than {MAX_FILE_BYTES // 1024} KiB")
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as exc:
+            raise ContentError(f"{entry.path} is not UTF-8 text") from exc
+        source = SourceFile(entry.path, text)
+        if entry.path.startswith(f"{RULES_DIR}/"):
+            rules.append(source)
+        else:
+            override_document(source)
+            overrides.append(source)
+    return tuple(rules), tuple(overrides)
+
+
+# ------------------------------------------------------------------------------ overrides
+def _check_drops(name: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        return
+    if "exit" in (value.get("actions") or []):
+        raise ContentError(f"{name}: syscall_event_drops action 'exit' would stop detection")
+    if value.get("simulate_drops"):
+        raise ContentError(f"{name}: syscall_event_drops.simulate_drops is for testing only")
+
+
+def _check_append_output(name: str, value: Any) -> None:
+    for item in value if isinstance(value, list) else []:
+        fields = item.get("extra_fields") if isinstance(item, dict) else None
+        for field in fields if isinstance(fields, list) else []:
+            names = field.keys() if isinstance(field, dict) else [field]
+            if any(str(key).startswith("juju_") for key in names):
+                raise ContentError(f"{name}: juju_* alert fields are set by the charm")
+
+
+def override_document(source: SourceFile) -> dict[str, Any]:
+    """Return the config override in ``source``; raise ContentError if it may not apply."""
+    try:
+        data = falco_config.load_yaml(source.text)
+    except yaml.YAMLError as exc:
+        raise ContentError(f"{source.name} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ContentError(f"{source.name} must be a mapping of falco.yaml keys")
+    for key in data:
+        if key in OPTION_FOR:
+            raise ContentError(f"{source.name}: '{key}' is set by {OPTION_FOR[key]}")
+        if key not in OVERRIDABLE:
+            raise ContentError(
+                f"{source.name}: '{key}' is managed by the charm (overridable: "
+                f"{', '.join(sorted(OVERRIDABLE))})"
+            )
+    _check_drops(source.name, data.get("syscall_event_drops"))
+    _check_append_output(source.name, data.get("append_output"))
+    return data
+
+
+# ------------------------------------------------------------------------------ on disk
+def directory(layout: Layout, rule_set: RuleSet) -> Path:
+    """Return where ``rule_set`` lives (it may not exist yet)."""
+    return layout.rules_root / rule_set.digest[:16]
+
+
+def ensure_written(layout: Layout, rule_set: RuleSet) -> Path | None:
+    """Write ``rule_set`` once (its directory never changes afterwards); None if empty."""
+    if rule_set.empty:
+        return None
+    final = directory(layout, rule_set)
+    if final.is_dir():
+        return final
+    scratch = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(scratch, ignore_errors=True)
+    # rules.d exists even when empty: falco.yaml always lists it, which is also how the
+    # charm finds the running rule set again.
+    (scratch / RULES_DIR).mkdir(parents=True)
+    for source in rule_set.files():
+        path = scratch / source.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source.text)
+        path.chmod(0o644)
+    # Whole or absent: the directory only gets its name once every file is written.
+    scratch.rename(final)
+    return final
+
+
+def load_paths(layout: Layout, rule_set: RuleSet) -> list[Path]:
+    """Return what falco.yaml lists after the default rules, in load order.
+
+    The repository rules are listed as their folder, which Falco reads in name order (the
+    order the charm validates them in); the folder never changes once written.
+    """
+    if rule_set.empty:
+        return []
+    base = directory(layout, rule_set)
+    inline = [base / INLINE_FILE] if rule_set.inline.strip() else []
+    return [base / RULES_DIR, *inline]
+
+
+def rules_files(layout: Layout, rule_set: RuleSet) -> list[RulesFile]:
+    """Return each rules file Falco loads from ``rule_set``, in load order."""
+    base = directory(layout, rule_set)
+    found = [RulesFile(source.name, base / source.name) for source in rule_set.repo_rules]
+    if rule_set.inline.strip():
+        found.append(RulesFile(INLINE_NAME, base / INLINE_FILE))
+    return found
+
+
+def _read_dir(base: Path, name: str) -> tuple[SourceFile, ...]:
+    folder = base / name
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        SourceFile(f"{name}/{path.name}", path.read_text())
+        for path in sorted(folder.iterdir())
+        if path.name.endswith(SUFFIXES)
+    )
+
+
+def live(layout: Layout) -> RuleSet:
+    """Return the rule set the running falco.yaml loads (last known good), or an empty one."""
+    try:
+        current = falco_config.parse(layout.config_file.read_text()) or {}
+    except OSError:
+        return RuleSet()
+    for entry in current.get("rules_files") or []:
+        try:
+            relative = Path(str(entry)).relative_to(layout.rules_root)
+        except ValueError:
+            continue
+        base = layout.rules_root / relative.parts[0]
+        inline = base / INLINE_FILE
+        return RuleSet(
+            repo_rules=_read_dir(base, RULES_DIR),
+            overrides=_read_dir(base, OVERRIDES_DIR),
+            inline=inline.read_text() if inline.is_file() else "",
+        )
+    return RuleSet()
+
+
+def prune(layout: Layout, keep: set[Path]) -> list[Path]:
+    """Delete rule set directories not in ``keep``; return what was deleted."""
+    removed = []
+    if layout.rules_root.is_dir():
+        for entry in sorted(layout.rules_root.iterdir()):
+            if entry not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
+def override_documents(rule_set: RuleSet) -> list[dict[str, Any]]:
+    """Return the overrides of ``rule_set`` in merge order (vetted when collected)."""
+    return [override_document(source) for source in rule_set.overrides]
+
+
+# ------------------------------------------------------------------------------ planning
+@dataclass(frozen=True)
+class Plan:
+    """The rule set to try, the one running now, and why the repository could not be used."""
+
+    candidate: RuleSet
+    live: RuleSet
+    # The commit the candidate's repository part comes from; None when it is not fresh.
+    commit: str | None = None
+    problem: str | None = None
+    repository: bool = False
+
+
+def plan(layout: Layout, inline: str, synced: SyncRecord | None) -> Plan:
+    """Return what to run: ``synced`` is the repository's sync state, None without one.
+
+    When the repository cannot be used (never fetched, unusable content), its part of the
+    candidate is the one running now: the inline rules still move on, nothing is lost.
+    """
+    current = live(layout)
+    if synced is None:
+        return Plan(RuleSet(inline=inline), current)
+    keep_repo = RuleSet(current.repo_rules, current.overrides, inline)
+    problem = f"custom-config-repository not synced: {synced.error}" if synced.error else None
+    if synced.commit is None:
+        return Plan(keep_repo, current, problem=problem, repository=True)
+    try:
+        entries = git_sync.tree(layout, synced.commit)
+        repo_rules, overrides = from_repository(
+            entries, lambda oids: git_sync.read_blobs(layout, oids)
+        )
+    except (ContentError, git_sync.SyncError) as exc:
+        problem = f"custom-config-repository commit {synced.commit[:12]} not used: {exc}"
+        return Plan(keep_repo, current, problem=problem, repository=True)
+    candidate = RuleSet(repo_rules, overrides, inline)
+    return Plan(candidate, current, synced.commit, problem, repository=True)
+
+
+# ------------------------------------------------------------------------------ record
+# ------------------------------------------------------------------------------ record
+@dataclass(frozen=True)
+class Report:
+    """What the custom rules came to, for the status and the refresh-rules action."""
+
+    files: tuple[str, ...] = ()
+    commit: str | None = None
+    problem: str | None = None
+
+
+def read_report(layout: Layout) -> Report:
+    """Return the recorded report (empty when there are no custom rules)."""
+    data = records.read(layout.rules_record) or {}
+    return Report(
+        files=tuple(str(name) for name in data.get("files") or ()),
+        commit=data.get("commit"),
+        problem=data.get("problem"),
+    )
+
+
+def write_report(layout: Layout, report: Report) -> bool:
+    """Record ``report`` (change-driven); delete the record when there is nothing to say."""
+    if report == Report():
+        existed = layout.rules_record.exists()
+        layout.rules_record.unlink(missing_ok=True)
+        return existed
+    data = {"files": list(report.files), "commit": report.commit, "problem": report.problem}
+    return records.write(layout.rules_record, data)
+
+
+def report(layout: Layout, planned: Plan, rules_problem: str | None, previous: Report) -> Report:
+    """Return the report after converging: what runs, from which commit, what went wrong."""
+    accepted = rules_problem is None
+    running = planned.candidate if accepted else planned.live
+    files = tuple(rules.name for rules in rules_files(layout, running))
+    files += tuple(source.name for source in running.overrides)
+    commit = planned.commit if accepted and planned.commit else previous.commit
+    if not planned.repository:
+        commit = None
+    if rules_problem is not None:
+        problem: str | None = f"custom rules refused, the last good set runs: {rules_problem}"
+    else:
+        problem = planned.problem
+    return Report(files=files, commit=commit, problem=problem)

@@ -1,0 +1,616 @@
+"""Fetch the custom config repository with git: pinned, private, shallow, incremental. No Ops.
+
+This module is the only place the charm runs git, so it is also where network operations are
+counted and bounded. What it guarantees:
+
+* Trust is explicit. SSH runs with ``StrictHostKeyChecking=yes`` against the operator's pinned
+  known_hosts lines only (no trust on first use, no system or user known_hosts), with only the
+  deploy key (``IdentitiesOnly=yes``) and never prompts. Nothing is read from or written to any
+  ``~/.ssh``: git gets a private, empty HOME and neither system nor global git config.
+* Secrets stay private. The deploy key exists on disk (0600, in a 0700 directory of the
+  charm's state) only while git runs; an https token travels in git's environment, never on a
+  command line or in a URL, so it cannot show up in ``ps``, in git's messages or in a status.
+* The repository is never checked out. It is fetched into a bare repository and files are
+  read from git's objects, so a symlink or a crafted path in the repository never reaches the
+  disk; ``transfer.fsckObjects`` makes git refuse malformed trees while fetching.
+* Tags and commit ids are fetched once; branches are fetched again (``--depth 1`` into the
+  same repository, so only new objects travel) when the sync interval is due.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import records
+from layout import Layout
+
+SSH = "ssh"
+HTTPS = "https"
+# The prior charm's form first: git+ssh://user@host[:port]/path[@ref].
+_URL = re.compile(
+    r"^(?P<scheme>git\+ssh|ssh|https)://"
+    r"(?:(?P<user>[^@/:\s]+)@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+    r"(?::(?P<port>\d{1,5}))?"
+    r"(?P<path>/[^@\s]*)"
+    r"(?:@(?P<ref>\S+))?$"
+)
+_SCP_LIKE = re.compile(r"^[^/:@\s]+@[^/:\s]+:")
+# A conservative subset of `git check-ref-format`: no option-like or relative forms.
+_REF = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]+(?<![/.])$")
+_FULL_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_KEY_TYPES = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
+    r"|sk-ecdsa-sha2-nistp256@openssh\.com|[a-z0-9-]+-cert-v01@openssh\.com)$"
+)
+DEFAULT_HTTPS_USER = "x-access-token"
+GIT_TIMEOUT_S = 300
+SSH_CONNECT_TIMEOUT_S = 20
+LOCAL_GIT_TIMEOUT_S = 60
+_MAX_MESSAGE = 200
+# What this charm reads from the repository; everything else is never even listed.
+SYNCED_DIRS = ("rules.d", "config.override.d")
+
+
+class SyncError(Exception):
+    """A sync failed; ``str()`` says what failed and what to do, ready for a status."""
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A parsed ``custom-config-repository``: where to fetch from and which ref."""
+
+    transport: str
+    host: str
+    path: str
+    ref: str = ""
+    user: str = ""
+    port: int | None = None
+
+    @property
+    def fetch_url(self) -> str:
+        """The URL git fetches from (``git+ssh`` is spelt ``ssh`` for git)."""
+        port = f":{self.port}" if self.port else ""
+        user = f"{self.user}@" if self.user else ""
+        scheme = "ssh" if self.transport == SSH else "https"
+        return f"{scheme}://{user}{self.host}{port}{self.path}"
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The host as ssh looks it up in known_hosts (``[host]:port`` off port 22)."""
+        if self.port in (None, 22):
+            return self.host
+        return f"[{self.host.strip('[]')}]:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """``host:port``, for messages about reaching the server."""
+        default = 22 if self.transport == SSH else 443
+        return f"{self.host}:{self.port or default}"
+
+    @property
+    def display(self) -> str:
+        """The repository as the operator wrote it (holds no secret: https userinfo is refused)."""
+        return self.fetch_url + (f"@{self.ref}" if self.ref else "")
+
+
+def parse_repository(url: str) -> Repository:
+    """Return the repository ``url`` names; raise ValueError saying what is wrong."""
+    url = url.strip()
+    if _SCP_LIKE.match(url):
+        raise ValueError(
+            "use the URL form git+ssh://user@host/path[@ref] instead of user@host:path"
+        )
+    match = _URL.match(url)
+    if match is None:
+        raise ValueError(
+            "expected git+ssh://user@host[:port]/path[@ref] or https://host[:port]/path[@ref]"
+        )
+    transport = HTTPS if match["scheme"] == "https" else SSH
+    user = match["user"] or ""
+    if transport == SSH and not user:
+        raise ValueError("an ssh repository URL needs a user: git+ssh://user@host/path")
+    if transport == HTTPS and user:
+        raise ValueError(
+            "credentials do not belong in the URL: put a token in a Juju secret and set "
+            "custom-config-repo-token"
+        )
+    port = int(match["port"]) if match["port"] else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"port {port} is not between 1 and 65535")
+    ref = match["ref"] or ""
+    if ref and not _REF.match(ref):
+        raise ValueError(f"'{ref}' is not a branch, tag or commit name")
+    if ".." in match["path"].split("/"):
+        raise ValueError("the repository path must not contain '..'")
+    return Repository(transport, match["host"], match["path"], ref, user, port)
+
+
+# ------------------------------------------------------------------------------ known_hosts
+def _known_hosts_entries(text: str) -> list[tuple[int, list[str]]]:
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            entries.append((number, fields))
+    return entries
+
+
+def known_hosts_problem(text: str) -> str | None:
+    """Return why ``text`` is not a list of known_hosts lines, or None if it is."""
+    for number, fields in _known_hosts_entries(text):
+        if fields[0].startswith("@"):
+            if fields[0] not in ("@cert-authority", "@revoked"):
+                return f"line {number}: unknown marker {fields[0]}"
+            fields = fields[1:]
+        if len(fields) < 3 or not _KEY_TYPES.match(fields[1]):
+            return f"line {number} is not '<host> <key type> <base64 key>'"
+        try:
+            base64.b64decode(fields[2], validate=True)
+        except ValueError:
+            return f"line {number}: the key is not base64"
+    return None
+
+
+def _pattern_matches(pattern: str, name: str) -> bool:
+    if pattern.startswith("|1|"):
+        # Hashed entry: |1|base64(salt)|base64(HMAC-SHA1(salt, name)), as ssh-keygen -H writes.
+        try:
+            _, _, salt, digest = pattern.split("|")
+            expected = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+            return hmac.compare_digest(expected, base64.b64decode(digest))
+        except ValueError:
+            return False
+    return fnmatchcase(name, pattern)
+
+
+def pins_host(text: str, name: str) -> bool:
+    """Return whether some line of ``text`` pins a usable key for the known_hosts ``name``."""
+    for _, fields in _known_hosts_entries(text):
+        if fields[0] == "@revoked":
+            continue
+        patterns = (fields[1] if fields[0].startswith("@") else fields[0]).split(",")
+        if any(p.startswith("!") and _pattern_matches(p[1:], name) for p in patterns):
+            continue
+        if any(not p.startswith("!") and _pattern_matches(p, name) for p in patterns):
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------ credentials
+@dataclass(frozen=True)
+class Credentials:
+    """What git presents to the server; read from Juju secrets only when a fetch happens."""
+
+    ssh_key: str | None = None
+    token: str | None = None
+    token_user: str = DEFAULT_HTTPS_USER
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a sync depends on, besides the secrets' content."""
+
+    repository: Repository
+    known_hosts: str = ""
+    # Juju secret ids, not content: a new revision of a secret arrives with secret-changed.
+    ssh_key_secret: str = ""
+    token_secret: str = ""
+    interval_s: int = 900
+    https_ca_file: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """Identity of what to fetch and how; a different source means a sync is due now."""
+        pins = hashlib.sha256(self.known_hosts.encode()).hexdigest()[:16]
+        return "|".join((self.repository.display, self.ssh_key_secret, self.token_secret, pins))
+
+
+# ------------------------------------------------------------------------------ the record
+@dataclass(frozen=True)
+class SyncRecord:
+    """The last sync attempt and the last commit fetched, as kept in the charm's state."""
+
+    url: str
+    source: str
+    attempted_at: float
+    commit: str | None = None
+    kind: str | None = None
+    synced_at: float | None = None
+    error: str | None = None
+
+
+def read_record(layout: Layout) -> SyncRecord | None:
+    """Return the recorded sync state, if any."""
+    data = records.read(layout.repo_record)
+    if data is None:
+        return None
+    try:
+        return SyncRecord(**data)
+    except TypeError:
+        return None
+
+
+def is_due(record: SyncRecord | None, settings: Settings, now: float) -> bool:
+    """Return whether a fetch is due: new source, failed attempt or branch interval elapsed."""
+    if record is None or record.source != settings.source:
+        return True
+    since = record.attempted_at if record.error or record.synced_at is None else record.synced_at
+    elapsed = now - since
+    if record.error is None and record.kind in ("tag", "commit"):
+        return False
+    # A clock that went backwards must not postpone the next sync forever.
+    return elapsed >= settings.interval_s or elapsed < 0
+
+
+# ------------------------------------------------------------------------------ running git
+class _Git:
+    """Runs git in the charm's private environment; the one place git runs."""
+
+    def __init__(self, layout: Layout, settings: Settings | None = None):
+        self.layout = layout
+        self.settings = settings
+        self.env = self._environment(settings)
+
+    def _environment(self, settings: Settings | None) -> dict[str, str]:
+        home = self.layout.repo_home
+        config = {
+            # Refuse corrupt or malicious objects (e.g. tree entries named '..') on fetch.
+            "transfer.fsckObjects": "true",
+            # No background maintenance that would write after the hook ends.
+            "gc.auto": "0",
+            "maintenance.auto": "false",
+            "core.hooksPath": os.devnull,
+            "http.lowSpeedLimit": "1000",
+            "http.lowSpeedTime": "30",
+        }
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "LC_ALL": "C",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+        }
+        if settings is not None:
+            repository = settings.repository
+            env["GIT_ALLOW_PROTOCOL"] = repository.transport
+            if repository.transport == SSH:
+                env["GIT_SSH_COMMAND"] = self._ssh_command()
+            if settings.https_ca_file is not None:
+                config["http.sslCAInfo"] = str(settings.https_ca_file)
+        for index, (key, value) in enumerate(config.items()):
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        return env
+
+    def _ssh_command(self) -> str:
+        ssh_dir = self.layout.repo_ssh_dir
+        options = {
+            "BatchMode": "yes",
+            "IdentitiesOnly": "yes",
+            "IdentityFile": str(ssh_dir / "deploy_key"),
+            "StrictHostKeyChecking": "yes",
+            "UserKnownHostsFile": str(ssh_dir / "known_hosts"),
+            "GlobalKnownHostsFile": os.devnull,
+            "UpdateHostKeys": "no",
+            "PasswordAuthentication": "no",
+            "KbdInteractiveAuthentication": "no",
+            "ConnectTimeout": str(SSH_CONNECT_TIMEOUT_S),
+            "ServerAliveInterval": "15",
+            "ServerAliveCountMax": "2",
+        }
+        # -F /dev/null: no system or user ssh_config can add hosts, keys or proxies.
+        parts = ["ssh", "-F", os.devnull]
+        for key, value in options.items():
+            parts += ["-o", f"{key}={value}"]
+        return shlex.join(parts)
+
+    def with_token(self, credentials: Credentials) -> None:
+        """Send ``credentials.token`` as HTTP basic auth, through the environment only."""
+        if not credentials.token:
+            return
+        pair = f"{credentials.token_user}:{credentials.token}".encode()
+        index = int(self.env["GIT_CONFIG_COUNT"])
+        self.env[f"GIT_CONFIG_KEY_{index}"] = "http.extraHeader"
+        self.env[f"GIT_CONFIG_VALUE_{index}"] = (
+            f"Authorization: Basic {base64.b64encode(pair).decode()}"
+        )
+        self.env["GIT_CONFIG_COUNT"] = str(index + 1)
+
+    def run(
+        self, *args: str, timeout: int = LOCAL_GIT_TIMEOUT_S, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run ``git args`` in the private environment; raise SyncError if it cannot run."""
+        binary = shutil.which("git", path=self.env["PATH"]) or _install_git(self.env["PATH"])
+        try:
+            # Absolute binary, argument list, no shell; arguments are validated above.
+            return subprocess.run(  # noqa: S603
+                [binary, *args],
+                env=self.env,
+                input=stdin,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SyncError(f"git {args[0]} took longer than {timeout}s") from exc
+
+    def local(self, *args: str, stdin: bytes | None = None) -> bytes:
+        """Run a git command that stays on this machine; raise SyncError if it fails."""
+        result = self.run("-C", str(self.layout.repo_git_dir), *args, stdin=stdin)
+        if result.returncode != 0:
+            raise SyncError(f"git {args[0]} failed: {_last_line(result.stderr)}")
+        return result.stdout
+
+
+def _install_git(path: str) -> str:
+    """Install git (Ubuntu images usually have it); return its path or raise SyncError."""
+    # Imported here: only machines without git pay for charmlibs-apt.
+    from charmlibs import apt
+
+    try:
+        apt.add_package("git")
+    except (apt.PackageError, apt.PackageNotFoundError) as exc:
+        raise SyncError(f"git is not installed and apt could not install it: {exc}") from exc
+    binary = shutil.which("git", path=path)
+    if binary is None:
+        raise SyncError("git is not installed and installing it failed")
+    return binary
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    text = lines[-1] if lines else "no output"
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _explain(stderr: bytes, repository: Repository) -> str:
+    """Turn git's and ssh's complaint into what failed and what to do."""
+    text = stderr.decode(errors="replace")
+    lowered = text.lower()
+    host = repository.known_hosts_name
+    if "host key verification failed" in lowered:
+        return (
+            f"the SSH host key of {host} is not the one pinned in custom-config-repo-known-hosts:"
+            " check the server's key out-of-band and update the option"
+        )
+    if "permission denied" in lowered or "load key" in lowered:
+        return (
+            f"{repository.address} refused the key in custom-config-repo-ssh-key: add its"
+            " public key to the repository (deploy key) or fix the secret"
+        )
+    if "couldn't find remote ref" in lowered:
+        return f"ref '{repository.ref}' not found: use an existing branch, tag or full commit id"
+    if any(
+        marker in lowered
+        for marker in ("authentication failed", "could not read username", " 401", " 403")
+    ):
+        return f"{repository.address} refused the credentials in custom-config-repo-token"
+    if "does not appear to be a git repository" in lowered or "not found" in lowered:
+        return f"no repository at {repository.fetch_url}: check custom-config-repository"
+    if "ssl certificate" in lowered or "certificate verify" in lowered:
+        return f"cannot verify the TLS certificate of {repository.address}"
+    for marker in (
+        "connection refused",
+        "timed out",
+        "could not resolve",
+        "no route to host",
+        "network is unreachable",
+        "failed to connect",
+        "connection reset",
+        "connection closed",
+    ):
+        if marker in lowered:
+            return f"cannot reach {repository.address}: {marker}"
+    return f"git fetch failed: {_last_line(stderr)}"
+
+
+# ------------------------------------------------------------------------------ sync
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` readable by root only from the first byte on."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(text)
+
+
+def _prepare(layout: Layout, fresh: bool) -> None:
+    """Make the private directories, and a new bare repository unless one can be reused."""
+    for directory in (layout.repo_dir, layout.repo_home, layout.repo_ssh_dir):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.chmod(0o700)
+    git_dir = layout.repo_git_dir
+    if fresh or not (git_dir / "HEAD").exists():
+        shutil.rmtree(git_dir, ignore_errors=True)
+        # No template: no sample hooks, nothing but what fetching needs.
+        git = _Git(layout)
+        result = git.run("init", "--quiet", "--bare", "--template=", str(git_dir))
+        if result.returncode != 0:
+            raise SyncError(f"git init failed: {_last_line(result.stderr)}")
+
+
+def _kind(fetch_head: str) -> str:
+    """Return what the fetched ref was, from git's description of it in FETCH_HEAD."""
+    description = fetch_head.split("\t")[-1]
+    if description.startswith("tag '"):
+        return "tag"
+    if description.startswith("'") and _FULL_COMMIT.match(description[1:41]):
+        return "commit"
+    # "branch 'main' of ...", or the bare URL when the remote HEAD was fetched.
+    return "branch"
+
+
+def _fetch(layout: Layout, settings: Settings, credentials: Credentials) -> tuple[str, str]:
+    """Fetch the ref into the private repository; return its commit and kind."""
+    repository = settings.repository
+    git = _Git(layout, settings)
+    key_file = layout.repo_ssh_dir / "deploy_key"
+    if repository.transport == SSH:
+        _write_private(layout.repo_ssh_dir / "known_hosts", settings.known_hosts.strip() + "\n")
+        _write_private(key_file, (credentials.ssh_key or "").strip() + "\n")
+    else:
+        git.with_token(credentials)
+    try:
+        result = git.run(
+            "-C",
+            str(layout.repo_git_dir),
+            "fetch",
+            "--quiet",
+            "--depth",
+            "1",
+            "--no-tags",
+            repository.fetch_url,
+            repository.ref or "HEAD",
+            timeout=GIT_TIMEOUT_S,
+        )
+    finally:
+        # The deploy key lives on disk only while git needs it.
+        key_file.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise SyncError(_explain(result.stderr, repository))
+    fetch_head = (layout.repo_git_dir / "FETCH_HEAD").read_text().splitlines()[0]
+    commit = git.local("rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}").decode().strip()
+    git.local("update-ref", "refs/juju/synced", commit)
+    return commit, _kind(fetch_head)
+
+
+def _check_pins(settings: Settings) -> None:
+    """Refuse to connect to an ssh server whose host key the operator has not pinned."""
+    repository = settings.repository
+    if repository.transport != SSH:
+        return
+    name = repository.known_hosts_name
+    port = f"-p {repository.port} " if repository.port not in (None, 22) else ""
+    how = (
+        f"get it with `ssh-keyscan -t ed25519 {port}{repository.host.strip('[]')}`, check it"
+        " out-of-band against the server's fingerprint, and add the line"
+    )
+    if not settings.known_hosts.strip():
+        raise SyncError(f"custom-config-repo-known-hosts is empty: pin the key of {name}: {how}")
+    if not pins_host(settings.known_hosts, name):
+        raise SyncError(f"custom-config-repo-known-hosts pins no key for {name}: {how}")
+
+
+def sync(
+    layout: Layout,
+    settings: Settings,
+    credentials: Callable[[Settings], Credentials],
+    now: float,
+) -> SyncRecord:
+    """Fetch now and record the outcome; the previous commit stays when the fetch fails.
+
+    ``credentials`` is called only here, right before the network is used, so hooks that
+    do not fetch never read the secrets. It raises SyncError when a secret is unusable.
+    """
+    previous = read_record(layout)
+    repository = settings.repository
+    if previous is None or previous.url != repository.fetch_url:
+        # A different repository: nothing fetched before belongs to it.
+        previous = SyncRecord(url=repository.fetch_url, source="", attempted_at=now)
+    try:
+        _check_pins(settings)
+        secrets = credentials(settings)
+        # Only a repository that gave us a commit is worth fetching into incrementally.
+        _prepare(layout, fresh=previous.commit is None)
+        commit, kind = _fetch(layout, settings, secrets)
+    except SyncError as exc:
+        outcome = dataclasses.replace(
+            previous, source=settings.source, attempted_at=now, error=str(exc)
+        )
+    else:
+        if previous.commit not in (None, commit):
+            # Drop the objects of commits nobody will read again (local, on change only).
+            _Git(layout).local("gc", "--quiet", "--prune=now")
+        outcome = SyncRecord(
+            url=repository.fetch_url,
+            source=settings.source,
+            attempted_at=now,
+            commit=commit,
+            kind=kind,
+            synced_at=now,
+        )
+    records.write(layout.repo_record, asdict(outcome))
+    return outcome
+
+
+def ensure(
+    layout: Layout,
+    settings: Settings | None,
+    credentials: Callable[[Settings], Credentials],
+    now: float,
+    force: bool = False,
+) -> SyncRecord | None:
+    """Sync if due (or ``force``); return the sync state, None without a repository."""
+    if settings is None:
+        forget(layout)
+        return None
+    record = read_record(layout)
+    if force or is_due(record, settings, now):
+        return sync(layout, settings, credentials, now)
+    return record
+
+
+def forget(layout: Layout) -> bool:
+    """Delete the fetched repository, its credentials and its record; True if any existed."""
+    existed = layout.repo_dir.exists() or layout.repo_record.exists()
+    shutil.rmtree(layout.repo_dir, ignore_errors=True)
+    layout.repo_record.unlink(missing_ok=True)
+    return existed
+
+
+# ------------------------------------------------------------------------------ reading
+@dataclass(frozen=True)
+class TreeEntry:
+    """One path of the fetched commit, as git records it (mode 120000 is a symlink)."""
+
+    mode: str
+    kind: str
+    oid: str
+    path: str
+
+
+def tree(layout: Layout, commit: str) -> list[TreeEntry]:
+    """Return the entries of ``commit`` under the synced directories (and the dirs)."""
+    output = _Git(layout).local("ls-tree", "-r", "-t", "-z", "--full-tree", commit)
+    entries = []
+    for raw in output.decode(errors="surrogateescape").split("\0"):
+        if not raw:
+            continue
+        meta, path = raw.split("\t", 1)
+        mode, kind, oid = meta.split()
+        if path.split("/", 1)[0] in SYNCED_DIRS:
+            entries.append(TreeEntry(mode, kind, oid, path))
+    return entries
+
+
+def read_blobs(layout: Layout, oids: list[str]) -> dict[str, bytes]:
+    """Return the content of each blob in ``oids``, in one local git call."""
+    if not oids:
+        return {}
+    output = _Git(layout).local("cat-file", "--batch", stdin="\n".join(oids).encode() + b"\n")
+    contents: dict[str, bytes] = {}
+    offset = 0
+    for oid in oids:
+        header_end = output.index(b"\n", offset)
+        _, _, size = output[offset:header_end].decode().split()
+        start = header_end + 1
+        contents[oid] = output[start : start + int(size)]
+        offset = start + int(size) + 1
+    return contents
