@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # imported where used: pydantic and cryptography import slowe
 logger = logging.getLogger(__name__)
 
 CERTIFICATES = "certificates"
+# The served certificate is no longer the one issued for our request and key; it keeps
+# serving until the new one arrives.
+_REVOKED = "serving a revoked certificate: waiting for a new one on 'certificates'"
+_RENEWING = "waiting for a new certificate on 'certificates' (serving the previous one)"
 # Hooks where the tls-certificates library has work even when no relation is left.
 _TLS_HOOKS = (f"{CERTIFICATES}-relation-", "secret-")
 
@@ -97,11 +101,22 @@ class AlertEndpoint(ops.Object):
         """Return the TLS material to serve, None when there is no certificates relation."""
         if self.certificates is None or self._request is None or self.relation is None:
             return None
+        if self._issued is None:
+            # Nothing valid is issued for the current names and key (new names, a renewal, a
+            # revoked certificate, a new private key): make sure it is asked for on any hook,
+            # not only on the library's own events.
+            self.certificates.sync()
+        # Meanwhile the current certificate keeps serving: Falco can still post.
+        return self._issued or workload.deployed_tls()
+
+    @functools.cached_property
+    def _issued(self) -> TlsMaterial | None:
+        """The certificate issued for the current request and key, None if none (yet)."""
+        if self.certificates is None or self._request is None:
+            return None
         import certificates
 
-        # While a certificate for new names is on its way, keep serving the current one.
-        issued = certificates.assigned_material(self.certificates, self._request)
-        return issued or workload.deployed_tls()
+        return certificates.assigned_material(self.certificates, self._request)
 
     def reachable_hosts(self) -> list[str]:
         """Where Falco hosts can reach the Service, best first."""
@@ -145,6 +160,11 @@ class AlertEndpoint(ops.Object):
             statuses.append(ops.WaitingStatus("waiting for a certificate on 'certificates'"))
         elif not ingress_url and self.served_host(served) != (best := self.reachable_hosts()[0]):
             statuses.append(ops.WaitingStatus(f"waiting for a certificate that names {best}"))
+        elif self.certificates and self._issued is None:
+            import certificates
+
+            revoked = certificates.is_revoked(self.certificates, served.chain)
+            statuses.append(ops.WaitingStatus(_REVOKED if revoked else _RENEWING))
         return statuses
 
     @functools.cached_property

@@ -7,6 +7,7 @@ pydantic models; the charm imports it only on hooks where a certificate can matt
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Sequence
 
 import ops
@@ -16,7 +17,10 @@ from charmlibs.interfaces.tls_certificates import (
     TLSCertificatesRequiresV4,
 )
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from sidekick import TlsMaterial
+
+logger = logging.getLogger(__name__)
 
 RELATION = "certificates"
 # X.509 limits the common name to 64 characters; the SANs carry every name anyway.
@@ -49,23 +53,56 @@ def requirer(
     charm: ops.CharmBase, request: CertificateRequestAttributes, refresh: list[ops.BoundEvent]
 ) -> TLSCertificatesRequiresV4:
     """Return the library object that keeps this unit's key, CSR and certificate in sync."""
-    return TLSCertificatesRequiresV4(
+    certificates = TLSCertificatesRequiresV4(
         charm, RELATION, certificate_requests=[request], mode=Mode.UNIT, refresh_events=refresh
     )
+    _replace_unusable_private_key(certificates)
+    return certificates
+
+
+def _replace_unusable_private_key(certificates: TLSCertificatesRequiresV4) -> None:
+    """Generate a new private key when the library's secret holds none that can be read.
+
+    The library only generates a key when its secret does not exist: with unreadable content
+    it would fail on every certificates event, or never get a certificate again. This runs
+    before the library handles the event. The key is loaded once per hook either way (the
+    library caches it), so this costs nothing when the key is fine.
+    """
+    try:
+        usable = certificates.private_key is not None
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        logger.error("the private key secret cannot be loaded (%s)", type(exc).__name__)
+        usable = False
+    if not usable and certificates.get_private_key_secret_id() is not None:
+        logger.warning("replacing the unusable private key: a new certificate will be requested")
+        certificates.regenerate_private_key()
 
 
 def assigned_material(
     certificates: TLSCertificatesRequiresV4, request: CertificateRequestAttributes
 ) -> TlsMaterial | None:
-    """Return the certificate issued for ``request`` with its key and CA, or None yet."""
+    """Return the certificate issued for ``request`` with its key and CA, or None yet.
+
+    A certificate the provider marked revoked is not one to (start to) serve: None.
+    """
     provider_certificate, private_key = certificates.get_assigned_certificate(request)
-    if provider_certificate is None or private_key is None:
+    if provider_certificate is None or private_key is None or provider_certificate.revoked:
         return None
     leaf, ca = provider_certificate.certificate, provider_certificate.ca
     # Serve the intermediates too: Falco is given only the CA and must build the path.
     intermediates = [c for c in provider_certificate.chain if c not in (leaf, ca)]
     chain = "".join(f"{str(cert).strip()}\n" for cert in (leaf, *intermediates))
     return TlsMaterial(chain=chain, key=f"{str(private_key).strip()}\n", ca=f"{str(ca).strip()}\n")
+
+
+def is_revoked(certificates: TLSCertificatesRequiresV4, chain_pem: str) -> bool:
+    """Return whether the provider lists the leaf certificate of ``chain_pem`` as revoked."""
+    leaf = x509.load_pem_x509_certificate(chain_pem.encode())
+    return any(
+        provider_certificate.revoked
+        and x509.load_pem_x509_certificate(str(provider_certificate.certificate).encode()) == leaf
+        for provider_certificate in certificates.get_provider_certificates()
+    )
 
 
 def first_named(chain_pem: str, hosts: Sequence[str]) -> str | None:

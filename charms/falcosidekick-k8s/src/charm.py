@@ -126,8 +126,9 @@ class FalcosidekickCharm(ops.CharmBase):
         statuses: list[ops.StatusBase] = []
         if not self.loki.relations:
             statuses.append(ops.ActiveStatus("alerts are not stored: integrate 'send-loki-logs'"))
-        elif not self.loki.urls():
-            statuses.append(ops.WaitingStatus("waiting for a Loki URL on 'send-loki-logs'"))
+        elif not self.loki.current_urls():
+            last = " (alerts go to the last one meanwhile)" if self.loki.urls() else ""
+            statuses.append(ops.WaitingStatus(f"waiting for a Loki URL on 'send-loki-logs'{last}"))
         if pending := self.logging.units_without_endpoint():
             # The log targets are not touched until every unit has one: say why they lag.
             more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""

@@ -13,8 +13,9 @@ Several provider units usually give the same URL (one Service or ingress); dupli
 dropped. The interface carries no CA: an https endpoint must be signed by a CA the sidekick
 trusts (the system pool, or the CA of our own ``certificates`` provider).
 
-A unit whose ``endpoint`` cannot be used is logged and ignored. When no unit gives a usable
-URL but some gave garbage, the last good URLs are kept rather than dropping the output.
+A unit whose ``endpoint`` cannot be used is logged and ignored. While the relation exists but
+no unit gives a usable URL (garbage, an endpoint withdrawn, every unit gone for a while), the
+last good URLs are kept rather than dropping the output; they go with the relation.
 """
 
 from __future__ import annotations
@@ -68,16 +69,19 @@ class LokiPushApiConsumer(ops.Object):
                     endpoints[unit.name] = None
         return endpoints
 
-    def urls(self) -> list[str]:
-        """Return the distinct push URLs of every provider unit, sorted.
+    def current_urls(self) -> list[str]:
+        """Return the distinct usable push URLs the provider units publish now, sorted."""
+        return sorted({url for url in self._unit_endpoints().values() if url})
 
-        While units are related but none gives a usable URL (garbage, or none yet), the last
-        good URLs are kept rather than dropping the output.
+    def urls(self) -> list[str]:
+        """Return the push URLs to use: the current ones, else the last good ones.
+
+        The last good URLs are kept while the relation exists and no unit gives a usable
+        one, rather than dropping the output.
         """
-        endpoints = self._unit_endpoints()
-        urls = sorted({url for url in endpoints.values() if url})
-        if urls or not endpoints:
-            self._stored.urls = urls
+        current = self.current_urls()
+        if current or not self.relations:
+            self._stored.urls = current
         return list(self._stored.urls)
 
     def unit_urls(self) -> dict[str, str] | None:

@@ -244,7 +244,10 @@ def test_loki_waits_for_an_endpoint(ctx: Ctx, root: Path) -> None:
 def test_malformed_loki_endpoint_is_ignored_and_last_good_kept(
     ctx: Ctx, root: Path, garbage: str
 ) -> None:
-    """arrange: Loki configured. act: the unit writes garbage. assert: nothing changes."""
+    """arrange: Loki configured. act: the unit writes garbage. assert: nothing changes.
+
+    The last good URL stays, and the status says that it is the last one.
+    """
     state = states.state(
         root, relations={states.loki_relation(LOKI_0), states.ingress_relation(INGRESS_URL)}
     )
@@ -261,7 +264,9 @@ def test_malformed_loki_endpoint_is_ignored_and_last_good_kept(
     assert states.rendered_config(root)["loki"]["hostport"] == LOKI_0.removesuffix(
         "/loki/api/v1/push"
     )
-    assert out.unit_status == testing.ActiveStatus()
+    assert out.unit_status == testing.WaitingStatus(
+        "waiting for a Loki URL on 'send-loki-logs' (alerts go to the last one meanwhile)"
+    )
 
 
 def test_loki_gone_keeps_accepting_alerts(ctx: Ctx, root: Path) -> None:
