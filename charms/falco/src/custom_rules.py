@@ -21,7 +21,7 @@ import hashlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import falco_config
@@ -116,8 +116,8 @@ class RulesFile:
 
 # ------------------------------------------------------------------------------ collecting
 def _unsafe(path: str) -> bool:
-    parts = PurePosixPath(path).parts
-    return path.startswith("/") or any(part in ("", ".", "..") for part in parts)
+    # Split by hand: PurePosixPath would quietly drop "." and empty components.
+    return any(part in ("", ".", "..") for part in path.split("/"))
 
 
 def _check_directories(entries: list[TreeEntry]) -> None:

@@ -27,10 +27,10 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import records
@@ -41,7 +41,7 @@ HTTPS = "https"
 # The prior charm's form first: git+ssh://user@host[:port]/path[@ref].
 _URL = re.compile(
     r"^(?P<scheme>git\+ssh|ssh|https)://"
-    r"(?:(?P<user>[^@/:\s]+)@)?"
+    r"(?:(?P<user>[^@/\s]+)@)?"
     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
     r"(?::(?P<port>\d{1,5}))?"
     r"(?P<path>/[^@\s]*)"
@@ -122,10 +122,10 @@ def parse_repository(url: str) -> Repository:
     user = match["user"] or ""
     if transport == SSH and not user:
         raise ValueError("an ssh repository URL needs a user: git+ssh://user@host/path")
-    if transport == HTTPS and user:
+    if (transport == HTTPS and user) or ":" in user:
         raise ValueError(
-            "credentials do not belong in the URL: put a token in a Juju secret and set "
-            "custom-config-repo-token"
+            "credentials do not belong in the URL: use the Juju secret options "
+            "custom-config-repo-ssh-key (ssh) or custom-config-repo-token (https)"
         )
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 0 < port < 65536:
@@ -164,6 +164,12 @@ def known_hosts_problem(text: str) -> str | None:
     return None
 
 
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """Compile an ssh host pattern: only ``*`` and ``?`` are special (``[`` is literal)."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
 def _pattern_matches(pattern: str, name: str) -> bool:
     if pattern.startswith("|1|"):
         # Hashed entry: |1|base64(salt)|base64(HMAC-SHA1(salt, name)), as ssh-keygen -H writes.
@@ -173,7 +179,7 @@ def _pattern_matches(pattern: str, name: str) -> bool:
             return hmac.compare_digest(expected, base64.b64decode(digest))
         except ValueError:
             return False
-    return fnmatchcase(name, pattern)
+    return _wildcard(pattern).fullmatch(name) is not None
 
 
 def pins_host(text: str, name: str) -> bool:
@@ -334,26 +340,36 @@ class _Git:
         self.env["GIT_CONFIG_COUNT"] = str(index + 1)
 
     def run(
-        self, *args: str, timeout: int = LOCAL_GIT_TIMEOUT_S, stdin: bytes | None = None
+        self,
+        *args: str,
+        in_repository: bool = True,
+        timeout: int = LOCAL_GIT_TIMEOUT_S,
+        stdin: bytes | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run ``git args`` in the private environment; raise SyncError if it cannot run."""
         binary = shutil.which("git", path=self.env["PATH"]) or _install_git(self.env["PATH"])
+        where = ["-C", str(self.layout.repo_git_dir)] if in_repository else []
+        # Absolute binary, argument list, no shell; arguments are validated above. Its own
+        # session, so that a timeout ends ssh too, not only git (ssh would keep the pipes).
+        process = subprocess.Popen(  # noqa: S603
+            [binary, *where, *args],
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
-            # Absolute binary, argument list, no shell; arguments are validated above.
-            return subprocess.run(  # noqa: S603
-                [binary, *args],
-                env=self.env,
-                input=stdin,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
+            stdout, stderr = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
             raise SyncError(f"git {args[0]} took longer than {timeout}s") from exc
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
     def local(self, *args: str, stdin: bytes | None = None) -> bytes:
         """Run a git command that stays on this machine; raise SyncError if it fails."""
-        result = self.run("-C", str(self.layout.repo_git_dir), *args, stdin=stdin)
+        result = self.run(*args, stdin=stdin)
         if result.returncode != 0:
             raise SyncError(f"git {args[0]} failed: {_last_line(result.stderr)}")
         return result.stdout
@@ -405,7 +421,7 @@ def _explain(stderr: bytes, repository: Repository) -> str:
         return f"{repository.address} refused the credentials in custom-config-repo-token"
     if "does not appear to be a git repository" in lowered or "not found" in lowered:
         return f"no repository at {repository.fetch_url}: check custom-config-repository"
-    if "ssl certificate" in lowered or "certificate verify" in lowered:
+    if any(marker in lowered for marker in ("ssl certificate", "certificate verif")):
         return f"cannot verify the TLS certificate of {repository.address}"
     for marker in (
         "connection refused",
@@ -441,7 +457,9 @@ def _prepare(layout: Layout, fresh: bool) -> None:
         shutil.rmtree(git_dir, ignore_errors=True)
         # No template: no sample hooks, nothing but what fetching needs.
         git = _Git(layout)
-        result = git.run("init", "--quiet", "--bare", "--template=", str(git_dir))
+        result = git.run(
+            "init", "--quiet", "--bare", "--template=", str(git_dir), in_repository=False
+        )
         if result.returncode != 0:
             raise SyncError(f"git init failed: {_last_line(result.stderr)}")
 
@@ -469,8 +487,6 @@ def _fetch(layout: Layout, settings: Settings, credentials: Credentials) -> tupl
         git.with_token(credentials)
     try:
         result = git.run(
-            "-C",
-            str(layout.repo_git_dir),
             "fetch",
             "--quiet",
             "--depth",

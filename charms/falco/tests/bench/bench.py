@@ -11,7 +11,12 @@ machine boundary:
                   which Falco's own watcher turns into one reload;
 * file_writes   - files created, modified or removed under the machine root;
 * relation_writes - ``relation-set`` calls (the charm writes no relation data);
-* git_network_ops - always 0 until rules come from git.
+* git_network_ops - git commands that reach a remote (fetch, clone, ls-remote), as recorded by
+                  the fake machine's ``git``: the real git behind a fake network of local
+                  repositories, so every fetch the charm runs is counted where it happens.
+
+The custom-rules sequences run on a clock the bench moves by 5 minutes per update-status (Juju's
+default interval), with a 15-minute sync interval: a branch is due every third hook.
 """
 
 from __future__ import annotations
@@ -31,12 +36,29 @@ sys.path[:0] = [str(CHARM / p) for p in ("src", "lib", "tests/shared", "tests/su
 
 from bench_support import EventStats, import_times, timed, write_results  # noqa: E402
 from charm import FalcoCharm  # noqa: E402
+from git_repos import MISSING_OUTPUT, RulesRepo, rule  # noqa: E402
 from machine import FakeMachine, build_payload, changed_files  # noqa: E402
 from ops import testing  # noqa: E402
 from ops_probes import record_relation_writes  # noqa: E402
 from tls_material import make_ca  # noqa: E402
 
 RUNS_PER_NOOP = {"config-changed": 3, "update-status": 10}
+UPDATE_STATUS_MINUTES = 5
+SYNC_INTERVAL_MINUTES = 15
+UPDATE_STATUS_HOOKS = 20
+REPO_HOST = "git.example"
+REPO_URL = f"ssh://git@{REPO_HOST}/org/falco-rules.git"
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVGzeGMZzHOPJ5vM/OGWcs7ZOf9U9BB36Zi5S5Xx4nD"
+DEPLOY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nYmVuY2g=\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+class Clock:
+    """The charm's clock during the bench."""
+
+    now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class Bench:
@@ -53,6 +75,8 @@ class Bench:
         empty.parent.mkdir()
         empty.write_bytes(b"")
         self.state = testing.State(resources={testing.Resource(name="falco", path=empty)})
+        self.clock = Clock()
+        FalcoCharm.clock = staticmethod(self.clock)
 
     def _watched(self) -> dict[str, Any]:
         config_file = self.machine.root / "etc/juju-falco/falco.yaml"
@@ -80,7 +104,7 @@ class Bench:
                 "reloads": reloads,
                 "file_writes": changed_files(files, self.machine.files()),
                 "relation_writes": relation_writes.count("relation_set"),
-                "git_network_ops": 0,
+                "git_network_ops": self.machine.git_network_ops(),
             },
         )
         self.state = out
@@ -121,7 +145,105 @@ def run_sequences(base: Path) -> dict[str, list[EventStats]]:
 
     sequences["http-endpoint"] = http_endpoint_sequence(Bench(base / "http"))
     sequences["upgrade-charm"] = upgrade_sequence(Bench(base / "upgrade"))
+    sequences["custom rules, tag ref"] = tag_sequence(Bench(base / "tag"))
+    sequences["custom rules, branch ref"] = branch_sequence(Bench(base / "branch"))
+    sequences["custom rules, options"] = inline_sequence(Bench(base / "inline"))
     return sequences
+
+
+def _with_repository(bench: Bench, ref: str) -> tuple[RulesRepo, testing.State]:
+    """Serve a rules repository over the fake ssh and return it with a state using it."""
+    repo = RulesRepo(bench.machine.base / "server")
+    repo.commit({"rules.d/10-custom.yaml": rule("Bench rule")})
+    repo.tag("v1")
+    bench.machine.serve(REPO_URL, repo.bare)
+    bench.machine.set_network(host_keys={REPO_HOST: HOST_KEY}, deploy_keys={REPO_HOST: DEPLOY_KEY})
+    secret = testing.Secret(tracked_content={"value": DEPLOY_KEY})
+    config: dict[str, str | int] = {
+        "custom-config-repository": f"git+ssh://git@{REPO_HOST}/org/falco-rules.git@{ref}",
+        "custom-config-repo-ssh-key": secret.id,
+        "custom-config-repo-known-hosts": f"{REPO_HOST} {HOST_KEY}",
+        "custom-config-repo-sync-interval": SYNC_INTERVAL_MINUTES,
+    }
+    return repo, dataclasses.replace(bench.state, config=config, secrets=frozenset({secret}))
+
+
+def _first_sync(bench: Bench, ref: str) -> tuple[RulesRepo, EventStats]:
+    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
+    repo, state = _with_repository(bench, ref)
+    first = EventStats(
+        f"config-changed (repository @{ref}, first sync)",
+        expect={"git_network_ops": 1, "restarts": 0, "reloads": 1},
+    )
+    bench.dispatch(first, bench.ctx.on.config_changed, state)
+    return repo, first
+
+
+def tag_sequence(bench: Bench) -> list[EventStats]:
+    """A tag: fetched once, then 20 update-status hooks (100 minutes) without the network."""
+    _, first = _first_sync(bench, "v1")
+    idle = EventStats(f"update-status x{UPDATE_STATUS_HOOKS} (tag)", noop=True)
+    for _ in range(UPDATE_STATUS_HOOKS):
+        bench.clock.now += UPDATE_STATUS_MINUTES * 60
+        bench.dispatch(idle, bench.ctx.on.update_status, bench.state)
+    refresh = EventStats(
+        "refresh-rules action (tag unchanged)",
+        expect={"git_network_ops": 1, "restarts": 0, "reloads": 0},
+    )
+    bench.dispatch(refresh, lambda: bench.ctx.on.action("refresh-rules"), bench.state)
+    return [first, idle, refresh]
+
+
+def branch_sequence(bench: Bench) -> list[EventStats]:
+    """A branch over 20 update-status hooks: fetched only when due; new rules, bad rules."""
+    repo, first = _first_sync(bench, "main")
+    pushes = {
+        4: ("good", {"rules.d/20-more.yaml": rule("More")}),
+        10: ("bad", {"rules.d/30-bad.yaml": MISSING_OUTPUT}),
+    }
+    not_due = EventStats("update-status (sync not due)", noop=True)
+    same = EventStats("update-status (sync due, rules unchanged)")
+    changed = EventStats("update-status (sync due, new rules)")
+    refused = EventStats("update-status (sync due, rules Falco refuses)")
+    elapsed, pending = 0, None
+    for hook in range(1, UPDATE_STATUS_HOOKS + 1):
+        if hook in pushes:
+            pending, files = pushes[hook]
+            repo.commit(files)
+        bench.clock.now += UPDATE_STATUS_MINUTES * 60
+        elapsed += UPDATE_STATUS_MINUTES
+        if elapsed < SYNC_INTERVAL_MINUTES:
+            stats = not_due
+        else:
+            elapsed = 0
+            stats = {None: same, "good": changed, "bad": refused}[pending]
+            pending = None
+        bench.dispatch(stats, bench.ctx.on.update_status, bench.state)
+    # Exact targets, from the schedule above: every due hook fetches once; only new, valid
+    # rules reload; nothing ever restarts.
+    same.expect = {"git_network_ops": len(same.durations), "restarts": 0, "reloads": 0}
+    changed.expect = {"git_network_ops": 1, "restarts": 0, "reloads": 1}
+    refused.expect = {"git_network_ops": 1, "restarts": 0, "reloads": 0}
+    return [first, not_due, same, changed, refused]
+
+
+def inline_sequence(bench: Bench) -> list[EventStats]:
+    """Rules from the options: each change one reload, no restart; the same again: nothing."""
+    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
+    stats = []
+    for name, config in (
+        ("custom-rules", {"custom-rules": rule("Inline")}),
+        ("disabled-rules", {"custom-rules": rule("Inline"), "disabled-rules": "tag:network"}),
+        ("minimum-priority", {"custom-rules": rule("Inline"), "minimum-priority": "notice"}),
+    ):
+        change = EventStats(f"config-changed {name}", expect={"restarts": 0, "reloads": 1})
+        bench.dispatch(
+            change, bench.ctx.on.config_changed, dataclasses.replace(bench.state, config=config)
+        )
+        stats.append(change)
+    again = EventStats("config-changed (same options)", noop=True)
+    bench.dispatch(again, bench.ctx.on.config_changed, bench.state)
+    return [*stats, again]
 
 
 def http_endpoint_sequence(bench: Bench) -> list[EventStats]:

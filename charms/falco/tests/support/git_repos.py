@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+# Resolved once at import, before any test puts a fake git first on PATH.
 GIT = shutil.which("git") or "/usr/bin/git"
 RULE = """\
 - rule: {name}

@@ -40,6 +40,15 @@ def _script(source: Path, replacements: dict[str, str] | None = None) -> bytes:
     return f"#!{sys.executable}\n{text}".encode()
 
 
+def _real_git() -> str:
+    """Return the real git on PATH, skipping the fakes of other machines put there first."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which("git", path=directory)
+        if candidate and b"REAL_GIT = " not in Path(candidate).read_bytes()[:4096]:
+            return candidate
+    raise AssertionError("the tests need git (make deps installs it)")
+
+
 def build_payload(
     directory: Path,
     *,
@@ -112,8 +121,7 @@ class FakeMachine:
         for name in TOOL_NAMES:
             (self.bin / name).write_bytes(script)
             (self.bin / name).chmod(0o755)
-        real_git = shutil.which("git")
-        assert real_git is not None, "the tests need git (make deps installs it)"
+        real_git = _real_git()
         (self.bin / "git").write_bytes(
             _script(
                 SUPPORT / "fake_git.py", {"@REAL_GIT@": real_git, "@STATE_DIR@": str(self.state)}
