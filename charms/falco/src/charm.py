@@ -141,8 +141,6 @@ class FalcoCharm(ops.CharmBase):
         destination = alert_destination.choose(self.http_endpoint.read(), self._layout)
         inputs = service.Inputs(config, current, choice.engine_kind, topology, destination)
         outcome, report = service.apply(self._layout, inputs, rules)
-        if report.problem is not None:
-            logger.error("%s", report.problem)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
             return None

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import falco_config
 import git_sync
 import pydantic
+import repository
 import yaml
 
 Driver = Literal["modern_ebpf", "kmod", "auto"]
@@ -89,13 +90,13 @@ class FalcoConfig(pydantic.BaseModel):
     @classmethod
     def _repository_url(cls, value: str) -> str:
         if value.strip():
-            git_sync.parse_repository(value)
+            repository.parse_repository(value)
         return value.strip()
 
     @pydantic.field_validator("custom_config_repo_known_hosts")
     @classmethod
     def _known_hosts(cls, value: str) -> str:
-        problem = git_sync.known_hosts_problem(value)
+        problem = repository.known_hosts_problem(value)
         if problem:
             raise ValueError(problem)
         return value
@@ -130,7 +131,7 @@ class FalcoConfig(pydantic.BaseModel):
         if not url:
             return None
         return git_sync.Settings(
-            repository=git_sync.parse_repository(url),
+            repository=repository.parse_repository(url),
             known_hosts=self.custom_config_repo_known_hosts,
             ssh_key_secret=self.custom_config_repo_ssh_key,
             token_secret=self.custom_config_repo_token,

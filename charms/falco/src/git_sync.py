@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import hmac
+import logging
 import os
 import re
 import shlex
@@ -35,26 +35,11 @@ from pathlib import Path
 
 import records
 from layout import Layout
+from repository import SSH, Repository, pins_host
 
-SSH = "ssh"
-HTTPS = "https"
-# The prior charm's form first: git+ssh://user@host[:port]/path[@ref].
-_URL = re.compile(
-    r"^(?P<scheme>git\+ssh|ssh|https)://"
-    r"(?:(?P<user>[^@/\s]+)@)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
-    r"(?::(?P<port>\d{1,5}))?"
-    r"(?P<path>/[^@\s]*)"
-    r"(?:@(?P<ref>\S+))?$"
-)
-_SCP_LIKE = re.compile(r"^[^/:@\s]+@[^/:\s]+:")
-# A conservative subset of `git check-ref-format`: no option-like or relative forms.
-_REF = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]+(?<![/.])$")
+logger = logging.getLogger(__name__)
+
 _FULL_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_KEY_TYPES = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
-    r"|sk-ecdsa-sha2-nistp256@openssh\.com|[a-z0-9-]+-cert-v01@openssh\.com)$"
-)
 DEFAULT_HTTPS_USER = "x-access-token"
 GIT_TIMEOUT_S = 300
 SSH_CONNECT_TIMEOUT_S = 20
@@ -66,133 +51,6 @@ SYNCED_DIRS = ("rules.d", "config.override.d")
 
 class SyncError(Exception):
     """A sync failed; ``str()`` says what failed and what to do, ready for a status."""
-
-
-@dataclass(frozen=True)
-class Repository:
-    """A parsed ``custom-config-repository``: where to fetch from and which ref."""
-
-    transport: str
-    host: str
-    path: str
-    ref: str = ""
-    user: str = ""
-    port: int | None = None
-
-    @property
-    def fetch_url(self) -> str:
-        """The URL git fetches from (``git+ssh`` is spelt ``ssh`` for git)."""
-        port = f":{self.port}" if self.port else ""
-        user = f"{self.user}@" if self.user else ""
-        scheme = "ssh" if self.transport == SSH else "https"
-        return f"{scheme}://{user}{self.host}{port}{self.path}"
-
-    @property
-    def known_hosts_name(self) -> str:
-        """The host as ssh looks it up in known_hosts (``[host]:port`` off port 22)."""
-        if self.port in (None, 22):
-            return self.host
-        return f"[{self.host.strip('[]')}]:{self.port}"
-
-    @property
-    def address(self) -> str:
-        """``host:port``, for messages about reaching the server."""
-        default = 22 if self.transport == SSH else 443
-        return f"{self.host}:{self.port or default}"
-
-    @property
-    def display(self) -> str:
-        """The repository as the operator wrote it (holds no secret: https userinfo is refused)."""
-        return self.fetch_url + (f"@{self.ref}" if self.ref else "")
-
-
-def parse_repository(url: str) -> Repository:
-    """Return the repository ``url`` names; raise ValueError saying what is wrong."""
-    url = url.strip()
-    if _SCP_LIKE.match(url):
-        raise ValueError(
-            "use the URL form git+ssh://user@host/path[@ref] instead of user@host:path"
-        )
-    match = _URL.match(url)
-    if match is None:
-        raise ValueError(
-            "expected git+ssh://user@host[:port]/path[@ref] or https://host[:port]/path[@ref]"
-        )
-    transport = HTTPS if match["scheme"] == "https" else SSH
-    user = match["user"] or ""
-    if transport == SSH and not user:
-        raise ValueError("an ssh repository URL needs a user: git+ssh://user@host/path")
-    if (transport == HTTPS and user) or ":" in user:
-        raise ValueError(
-            "credentials do not belong in the URL: use the Juju secret options "
-            "custom-config-repo-ssh-key (ssh) or custom-config-repo-token (https)"
-        )
-    port = int(match["port"]) if match["port"] else None
-    if port is not None and not 0 < port < 65536:
-        raise ValueError(f"port {port} is not between 1 and 65535")
-    ref = match["ref"] or ""
-    if ref and not _REF.match(ref):
-        raise ValueError(f"'{ref}' is not a branch, tag or commit name")
-    if ".." in match["path"].split("/"):
-        raise ValueError("the repository path must not contain '..'")
-    return Repository(transport, match["host"], match["path"], ref, user, port)
-
-
-# ------------------------------------------------------------------------------ known_hosts
-def _known_hosts_entries(text: str) -> list[tuple[int, list[str]]]:
-    entries = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if fields and not fields[0].startswith("#"):
-            entries.append((number, fields))
-    return entries
-
-
-def known_hosts_problem(text: str) -> str | None:
-    """Return why ``text`` is not a list of known_hosts lines, or None if it is."""
-    for number, fields in _known_hosts_entries(text):
-        if fields[0].startswith("@"):
-            if fields[0] not in ("@cert-authority", "@revoked"):
-                return f"line {number}: unknown marker {fields[0]}"
-            fields = fields[1:]
-        if len(fields) < 3 or not _KEY_TYPES.match(fields[1]):
-            return f"line {number} is not '<host> <key type> <base64 key>'"
-        try:
-            base64.b64decode(fields[2], validate=True)
-        except ValueError:
-            return f"line {number}: the key is not base64"
-    return None
-
-
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    """Compile an ssh host pattern: only ``*`` and ``?`` are special (``[`` is literal)."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile("".join(parts), re.IGNORECASE)
-
-
-def _pattern_matches(pattern: str, name: str) -> bool:
-    if pattern.startswith("|1|"):
-        # Hashed entry: |1|base64(salt)|base64(HMAC-SHA1(salt, name)), as ssh-keygen -H writes.
-        try:
-            _, _, salt, digest = pattern.split("|")
-            expected = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
-            return hmac.compare_digest(expected, base64.b64decode(digest))
-        except ValueError:
-            return False
-    return _wildcard(pattern).fullmatch(name) is not None
-
-
-def pins_host(text: str, name: str) -> bool:
-    """Return whether some line of ``text`` pins a usable key for the known_hosts ``name``."""
-    for _, fields in _known_hosts_entries(text):
-        if fields[0] == "@revoked":
-            continue
-        patterns = (fields[1] if fields[0].startswith("@") else fields[0]).split(",")
-        if any(p.startswith("!") and _pattern_matches(p[1:], name) for p in patterns):
-            continue
-        if any(not p.startswith("!") and _pattern_matches(p, name) for p in patterns):
-            return True
-    return False
 
 
 # ------------------------------------------------------------------------------ credentials
@@ -501,7 +359,7 @@ def _fetch(layout: Layout, settings: Settings, credentials: Credentials) -> tupl
         key_file.unlink(missing_ok=True)
     if result.returncode != 0:
         raise SyncError(_explain(result.stderr, repository))
-    fetch_head = (layout.repo_git_dir / "FETCH_HEAD").read_text().splitlines()[0]
+    fetch_head = next(iter((layout.repo_git_dir / "FETCH_HEAD").read_text().splitlines()), "")
     commit = git.local("rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}").decode().strip()
     git.local("update-ref", "refs/juju/synced", commit)
     return commit, _kind(fetch_head)
@@ -522,6 +380,15 @@ def _check_pins(settings: Settings) -> None:
         raise SyncError(f"custom-config-repo-known-hosts is empty: pin the key of {name}: {how}")
     if not pins_host(settings.known_hosts, name):
         raise SyncError(f"custom-config-repo-known-hosts pins no key for {name}: {how}")
+
+
+def _forget_old_objects(layout: Layout) -> None:
+    """Drop the objects of commits nobody will read again (local, only when HEAD moved)."""
+    try:
+        _Git(layout).local("gc", "--quiet", "--prune=now")
+    except SyncError as exc:
+        # Only disk space is at stake; the next change tries again.
+        logger.warning("could not clean the fetched repository: %s", exc)
 
 
 def sync(
@@ -552,8 +419,7 @@ def sync(
         )
     else:
         if previous.commit not in (None, commit):
-            # Drop the objects of commits nobody will read again (local, on change only).
-            _Git(layout).local("gc", "--quiet", "--prune=now")
+            _forget_old_objects(layout)
         outcome = SyncRecord(
             url=repository.fetch_url,
             source=settings.source,

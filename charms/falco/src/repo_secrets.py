@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 
 import ops
-from git_sync import DEFAULT_HTTPS_USER, SSH, Credentials, Settings, SyncError
+from git_sync import DEFAULT_HTTPS_USER, Credentials, Settings, SyncError
+from repository import SSH
 
 SSH_KEY_OPTION = "custom-config-repo-ssh-key"
 TOKEN_OPTION = "custom-config-repo-token"  # noqa: S105 - an option name, not a token

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -37,6 +38,8 @@ from charmlibs import systemd
 from custom_rules import RuleSet, RulesFile
 from layout import SERVICE_NAME, Layout
 from payload import Payload
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from config import FalcoConfig
@@ -311,7 +314,9 @@ def apply(
     outcome = converge(layout, wanted, fallback)
     previous = custom_rules.read_report(layout)
     report = custom_rules.report(layout, plan, outcome.rules_problem, previous)
-    custom_rules.write_report(layout, report)
+    if custom_rules.write_report(layout, report) and report.problem:
+        # Once per new problem, not on every hook while it lasts (the status keeps it).
+        logger.error("%s", report.problem)
     return outcome, report
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import custom_rules
 import git_sync
 import pytest
+import repository
 from charm import FalcoCharm
 from custom_rules import ContentError
 from git_repos import RulesRepo, rule
@@ -56,7 +57,7 @@ def layout_fixture(tmp_path: Path) -> Layout:
 def ssh_settings(server: SshGitServer, repo: RulesRepo, ref: str, **extra: str) -> Settings:
     url = server.url(repo.bare, ref)
     return Settings(
-        repository=git_sync.parse_repository(url),
+        repository=repository.parse_repository(url),
         known_hosts=extra.get("known_hosts", server.known_hosts_line),
         ssh_key_secret="secret:test",  # noqa: S106 - an id, the content comes below
         interval_s=900,
@@ -266,7 +267,7 @@ def test_a_fetch_that_hangs_is_cut_off(
         port = silent.getsockname()[1]
         monkeypatch.setattr(git_sync, "GIT_TIMEOUT_S", 3)
         settings = Settings(
-            git_sync.parse_repository(f"ssh://git@127.0.0.1:{port}/r.git"),
+            repository.parse_repository(f"ssh://git@127.0.0.1:{port}/r.git"),
             known_hosts=f"[127.0.0.1]:{port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==",
         )
 
@@ -285,7 +286,7 @@ def https_fixture(tmp_path: Path, repo: RulesRepo) -> Iterator[HttpsGitServer]:
 
 def https_settings(server: HttpsGitServer, repo: RulesRepo, ca: bool = True) -> Settings:
     return Settings(
-        repository=git_sync.parse_repository(server.url(repo.bare.name, "v1")),
+        repository=repository.parse_repository(server.url(repo.bare.name, "v1")),
         https_ca_file=server.ca_file if ca else None,
     )
 

@@ -18,7 +18,7 @@ import falco_config
 import git_repos
 import jsonschema
 import pytest
-from machine import build_payload, reference_file
+from machine import reference_file, unpacked_payload
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -81,9 +81,7 @@ def test_the_schema_catches_structural_mistakes(
 
 def test_the_readme_example_loads_after_the_default_rules(tmp_path: Path) -> None:
     """arrange: the README example as a file. act: falco -V default, example. assert: ok."""
-    tarball = build_payload(tmp_path / "tarball")
-    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp_path)], check=True)
-    top = tmp_path / "falco-0.44.1-x86_64"
+    top = unpacked_payload(tmp_path)
     example = tmp_path / "10-overrides.yaml"
     example.write_text(RULES_FILES["readme"])
 

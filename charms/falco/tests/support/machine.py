@@ -91,6 +91,13 @@ def build_payload(
     return tarball
 
 
+def unpacked_payload(directory: Path) -> Path:
+    """Build a payload tarball, unpack it under ``directory``; return its top directory."""
+    with tarfile.open(build_payload(directory / "tarball")) as archive:
+        archive.extractall(directory, filter="data")
+    return directory / f"falco-{FALCO_VERSION}-x86_64"
+
+
 @dataclass
 class FakeMachine:
     """A machine root plus the fake tools' state, under one temporary directory."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from charm import FalcoCharm
 from git_repos import RulesRepo, rule
-from machine import FakeMachine, build_payload
+from machine import FakeMachine, build_payload, unpacked_payload
 from ops import testing
 from tls_material import make_ca
 
@@ -43,6 +43,12 @@ def charm_root_fixture(tmp_path: Path) -> Path:
     root = tmp_path / "charm"
     build_payload(root / "payload")
     return root
+
+
+@pytest.fixture(name="fake_falco")
+def fake_falco_fixture(tmp_path: Path) -> Path:
+    """The fake falco binary of a payload, unpacked outside any machine."""
+    return unpacked_payload(tmp_path / "unpacked") / "usr/bin/falco"
 
 
 @pytest.fixture(name="ctx")

@@ -516,3 +516,42 @@ def test_git_missing_from_the_machine_is_reported(
     )
     assert machine.calls("apt-get")[-1][-1].startswith("git=")
     assert machine.unit()["active"]
+
+
+def test_remove_deletes_the_repository_and_its_credentials(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    repo: RulesRepo,
+    deploy_key: testing.Secret,
+    clock: FakeClock,
+) -> None:
+    """arrange: a fresh machine, then rules from a repository. act: stop, remove. assert."""
+    pristine = machine.files()
+    out = start(ctx, state, repo_config(deploy_key), (deploy_key,))
+
+    ctx.run(ctx.on.remove(), ctx.run(ctx.on.stop(), out))
+
+    assert changed_files(pristine, machine.files()) == 0
+
+
+def test_a_lasting_problem_is_logged_once(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    repo: RulesRepo,
+    deploy_key: testing.Secret,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """arrange: the host is down. act: install, then update-status hooks. assert: one log."""
+    machine.set_network(down=[REPO_HOST])
+    out = start(ctx, state, repo_config(deploy_key), (deploy_key,))
+    for _ in range(3):
+        clock.advance(5)
+        out = ctx.run(ctx.on.update_status(), out)
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "custom-config-repository not synced: cannot reach git.example:22: connection refused"
+    ]

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,11 @@ import falco_cli
 import falco_config
 import git_sync
 import pytest
+import repository
 from custom_rules import ContentError, SourceFile
-from git_sync import Repository, Settings, SyncRecord, TreeEntry
-from machine import build_payload
+from git_sync import Settings, SyncRecord, TreeEntry
+from layout import Layout
+from repository import Repository
 
 KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIHVGzeGMZzHOPJ5vM/OGWcs7ZOf9U9BB36Zi5S5Xx4nD"
 
@@ -46,7 +47,7 @@ KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIHVGzeGMZzHOPJ5vM/OGWcs7ZOf9U9BB36Zi5S5Xx4nD"
 )
 def test_repository_urls_the_charm_accepts(url: str, expected: Repository) -> None:
     """arrange: a supported URL. act: parse. assert: the parts."""
-    assert git_sync.parse_repository(url) == expected
+    assert repository.parse_repository(url) == expected
 
 
 @pytest.mark.parametrize(
@@ -68,14 +69,14 @@ def test_repository_urls_the_charm_accepts(url: str, expected: Repository) -> No
 def test_repository_urls_the_charm_refuses(url: str, problem: str) -> None:
     """arrange: an unusable or unsafe URL. act: parse. assert: ValueError saying why."""
     with pytest.raises(ValueError, match=problem.replace(".", r"\.").replace("+", r"\+")):
-        git_sync.parse_repository(url)
+        repository.parse_repository(url)
 
 
 def test_repository_names_for_known_hosts_and_messages() -> None:
     """arrange: default and custom ports. act: read names. assert: ssh's own spelling."""
-    default = git_sync.parse_repository("git+ssh://git@h.example/r.git@main")
-    custom = git_sync.parse_repository("ssh://git@h.example:2222/r.git")
-    https = git_sync.parse_repository("https://h.example/r.git")
+    default = repository.parse_repository("git+ssh://git@h.example/r.git@main")
+    custom = repository.parse_repository("ssh://git@h.example:2222/r.git")
+    https = repository.parse_repository("https://h.example/r.git")
 
     assert (default.known_hosts_name, default.address) == ("h.example", "h.example:22")
     assert (custom.known_hosts_name, custom.address) == ("[h.example]:2222", "h.example:2222")
@@ -105,7 +106,7 @@ def _hashed(name: str) -> str:
 )
 def test_known_hosts_lines_are_checked(text: str, problem: str | None) -> None:
     """arrange: known_hosts text. act: check. assert: the problem, or none."""
-    assert git_sync.known_hosts_problem(text) == problem
+    assert repository.known_hosts_problem(text) == problem
 
 
 @pytest.mark.parametrize(
@@ -125,11 +126,11 @@ def test_known_hosts_lines_are_checked(text: str, problem: str | None) -> None:
 )
 def test_which_host_a_known_hosts_line_pins(line: str, name: str, pinned: bool) -> None:
     """arrange: one line. act: ask for a host. assert: ssh's matching rules."""
-    assert git_sync.pins_host(line, name) is pinned
+    assert repository.pins_host(line, name) is pinned
 
 
 # ------------------------------------------------------------------------------ schedule
-SETTINGS = Settings(git_sync.parse_repository("ssh://git@h/r.git@main"), interval_s=900)
+SETTINGS = Settings(repository.parse_repository("ssh://git@h/r.git@main"), interval_s=900)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_the_source_changes_with_what_a_fetch_depends_on() -> None:
     changed = [
         Settings(base.repository, known_hosts="h ssh-ed25519 AAAA"),
         Settings(base.repository, ssh_key_secret="secret:new"),  # noqa: S106 - an id
-        Settings(git_sync.parse_repository("ssh://git@h/r.git@v2")),
+        Settings(repository.parse_repository("ssh://git@h/r.git@v2")),
     ]
     assert all(s.source != base.source for s in changed)
     assert Settings(base.repository, interval_s=60).source == base.source
@@ -165,7 +166,7 @@ def test_the_source_changes_with_what_a_fetch_depends_on() -> None:
 
 def test_an_unreadable_record_counts_as_none(tmp_path: Path) -> None:
     """arrange: a record with unknown fields. act: read it. assert: None (sync again)."""
-    layout = git_sync.Layout(tmp_path)
+    layout = Layout(tmp_path)
     layout.state_dir.mkdir(parents=True)
     layout.repo_record.write_text(json.dumps({"url": "u", "surprise": 1}))
 
@@ -301,14 +302,7 @@ def test_yaml_reads_comparison_operators_like_falco() -> None:
 
 
 # ------------------------------------------------------------------------------ falco -V
-@pytest.fixture(name="falco")
-def falco_fixture(tmp_path: Path) -> Path:
-    tarball = build_payload(tmp_path / "tarball")
-    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp_path)], check=True)
-    return tmp_path / "falco-0.44.1-x86_64/usr/bin/falco"
-
-
-def test_validate_names_the_first_failing_file(falco: Path, tmp_path: Path) -> None:
+def test_validate_names_the_first_failing_file(fake_falco: Path, tmp_path: Path) -> None:
     """arrange: a good file then two bad ones. act: validate in order. assert: the first."""
     good, bad, worse = (tmp_path / f"{n}.yaml" for n in ("good", "bad", "worse"))
     good.write_text("- macro: m\n  condition: evt.type = open\n")
@@ -318,20 +312,20 @@ def test_validate_names_the_first_failing_file(falco: Path, tmp_path: Path) -> N
     )
     worse.write_text("{not: a list}\n")
 
-    verdict = falco_cli.validate_rules(falco, tmp_path / "none.yaml", [good, bad, worse])
+    verdict = falco_cli.validate_rules(fake_falco, tmp_path / "none.yaml", [good, bad, worse])
     assert verdict.ok is False
     assert verdict.message.startswith("Could not find configuration file")
 
     config = tmp_path / "falco.yaml"
     config.write_text("json_output: false\n")
-    verdict = falco_cli.validate_rules(falco, config, [good, bad, worse])
+    verdict = falco_cli.validate_rules(fake_falco, config, [good, bad, worse])
     assert verdict == falco_cli.RulesVerdict(
         ok=False,
         file=str(bad),
         message="List uses 'append' or 'override.<key>: append' but no list by that name "
         "already exists (list 'missing')",
     )
-    assert falco_cli.validate_rules(falco, config, [good]).ok
+    assert falco_cli.validate_rules(fake_falco, config, [good]).ok
 
 
 @pytest.mark.parametrize(
@@ -367,7 +361,7 @@ def test_validate_with_a_binary_that_cannot_run(tmp_path: Path) -> None:
 
 def test_report_is_not_kept_when_there_is_nothing_to_say(tmp_path: Path) -> None:
     """arrange: a report, then an empty one. act: write both. assert: record deleted."""
-    layout = git_sync.Layout(tmp_path)
+    layout = Layout(tmp_path)
     assert custom_rules.write_report(layout, custom_rules.Report(files=("a",))) is True
     assert custom_rules.write_report(layout, custom_rules.Report(files=("a",))) is False
 

@@ -12,14 +12,7 @@ import kernel
 import pytest
 import systemd_unit
 from layout import Layout
-from machine import FakeMachine, build_payload, reference_file
-
-
-@pytest.fixture(name="fake_falco")
-def fake_falco_fixture(tmp_path: Path) -> Path:
-    tarball = build_payload(tmp_path / "tarball")
-    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp_path)], check=True)
-    return tmp_path / "falco-0.44.1-x86_64/usr/bin/falco"
+from machine import FakeMachine, reference_file
 
 
 def test_fake_falco_validates_like_falco_0_44_1(fake_falco: Path, tmp_path: Path) -> None:
