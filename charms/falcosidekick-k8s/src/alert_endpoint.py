@@ -44,6 +44,7 @@ CERTIFICATES = "certificates"
 # serving until the new one arrives.
 _REVOKED = "serving a revoked certificate: waiting for a new one on 'certificates'"
 _RENEWING = "waiting for a new certificate on 'certificates' (serving the previous one)"
+_UNREADABLE = "ignoring unreadable data on 'certificates' (serving the current certificate)"
 # Hooks where the tls-certificates library has work even when no relation is left.
 _TLS_HOOKS = (f"{CERTIFICATES}-relation-", "secret-")
 
@@ -64,6 +65,7 @@ class AlertEndpoint(ops.Object):
         )
         self._cluster_ip: str | None = None
         self._request: CertificateRequestAttributes | None = None
+        self._provider_problem: str | None = None
         # An invalid config must not change the certificate being served: no requirer then.
         self.certificates = self._requirer() if external_hostname is not None else None
 
@@ -95,12 +97,32 @@ class AlertEndpoint(ops.Object):
             on["ingress"].relation_changed,
             on["ingress"].relation_broken,
         ]
+        if self._provider_data_is_unreadable():
+            return None  # the library would fail on it: leave it out of this hook altogether
         return certificates.requirer(self._charm, self._request, refresh)
+
+    def _provider_data_is_unreadable(self) -> bool:
+        import certificates
+
+        relation = self.relation
+        if relation is None or relation.app is None:
+            return False
+        self._provider_problem = certificates.provider_data_problem(relation.data[relation.app])
+        if self._provider_problem:
+            logger.error(
+                "ignoring the data of %s on %r: %s",
+                relation.app.name,
+                CERTIFICATES,
+                self._provider_problem,
+            )
+        return bool(self._provider_problem)
 
     def tls(self, workload: Workload) -> TlsMaterial | None:
         """Return the TLS material to serve, None when there is no certificates relation."""
-        if self.certificates is None or self._request is None or self.relation is None:
+        if self.relation is None:
             return None
+        if self.certificates is None or self._request is None:
+            return workload.deployed_tls()  # the provider's data is unreadable this hook
         if self._issued is None:
             # Nothing valid is issued for the current names and key (new names, a renewal, a
             # revoked certificate, a new private key): make sure it is asked for on any hook,
@@ -155,6 +177,8 @@ class AlertEndpoint(ops.Object):
             statuses.append(ops.WaitingStatus("waiting for the URL of 'ingress'"))
         if self.relation is None:
             return statuses
+        if self._provider_problem:
+            statuses.append(ops.WaitingStatus(_UNREADABLE))
         served = workload.deployed_tls()
         if served is None:
             statuses.append(ops.WaitingStatus("waiting for a certificate on 'certificates'"))

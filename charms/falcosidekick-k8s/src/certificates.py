@@ -7,8 +7,10 @@ pydantic models; the charm imports it only on hooks where a certificate can matt
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import ops
 from charmlibs.interfaces.tls_certificates import (
@@ -25,12 +27,66 @@ logger = logging.getLogger(__name__)
 RELATION = "certificates"
 # X.509 limits the common name to 64 characters; the SANs carry every name anyway.
 _MAX_COMMON_NAME = 64
+# The provider bag's keys the library decodes, and in their entries the fields it parses as
+# PEM: field -> whether it is a CSR (else a certificate, or a list of them).
+_PROVIDER_KEYS = ("certificates", "request_errors", "capabilities")
+_PEM_FIELDS: dict[str, dict[str, bool]] = {
+    "certificates": {
+        "certificate": False,
+        "ca": False,
+        "chain": False,
+        "certificate_signing_request": True,
+    },
+    "request_errors": {"csr": True},
+}
 
 
 def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:
+        return False
+    return True
+
+
+def provider_data_problem(databag: Mapping[str, str]) -> str | None:
+    """Return why the library would fail on the provider's bag, None when it would not.
+
+    The library ignores a bag that is not JSON of the right shape, but it fails (on every
+    certificates hook, before the charm can act) on JSON it cannot decode at all, and on a
+    certificate or CSR that is not PEM. Such a bag must not reach it.
+    """
+    for key in _PROVIDER_KEYS:
+        try:
+            decoded = json.loads(databag.get(key) or "null")
+        except json.JSONDecodeError:
+            continue  # the library ignores it
+        except (ValueError, RecursionError):
+            return f"{key!r} cannot be decoded"
+        for field, text, is_csr in _pem_texts(decoded, _PEM_FIELDS.get(key, {})):
+            if not _is_pem(text, is_csr):
+                return f"{key!r} has a {field!r} that is not PEM"
+    return None
+
+
+def _pem_texts(entries: Any, fields: Mapping[str, bool]) -> Iterator[tuple[str, str, bool]]:
+    """Yield (field, text, is a CSR) for every PEM the library would parse in ``entries``."""
+    for entry in entries if isinstance(entries, list) else ():
+        for field, is_csr in fields.items():
+            value = entry.get(field) if isinstance(entry, dict) else None
+            for text in value if isinstance(value, list) else [value]:
+                if isinstance(text, str):
+                    yield field, text, is_csr
+
+
+def _is_pem(text: str, is_csr: bool) -> bool:
+    try:
+        data = text.encode()
+        if is_csr:
+            x509.load_pem_x509_csr(data)
+        else:
+            x509.load_pem_x509_certificate(data)
+    except ValueError:  # UnicodeEncodeError included
         return False
     return True
 

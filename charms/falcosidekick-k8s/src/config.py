@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import reprlib
 from typing import Literal
 
 import pydantic
@@ -25,22 +26,31 @@ _TENANT = re.compile(r"[A-Za-z0-9!._*'()-]{0,150}")
 _DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
+def _shown(value: str) -> str:
+    """Quote ``value`` for a status message, shortened: an option can be any size."""
+    return reprlib.repr(value)
+
+
 def parse_custom_fields(text: str) -> dict[str, str]:
     """Return ``key:value,key2:value2`` as a dict, or raise ValueError saying what is wrong."""
     fields: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = (part.strip() for part in item.partition(":"))
         if not sep or not value:
-            raise ValueError(f"expected 'name:value' pairs separated by commas, got {item!r}")
+            raise ValueError(
+                f"expected 'name:value' pairs separated by commas, got {_shown(item)}"
+            )
         if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"field name {name!r} must be letters, digits and underscores")
+            raise ValueError(f"field name {_shown(name)} must be letters, digits and underscores")
         if name.startswith("juju_"):
             # Falco sets the juju_* topology fields; a custom field would overwrite them and
             # every alert would claim to come from the wrong unit.
-            raise ValueError(f"field name {name!r} is reserved: Falco sets the juju_* fields")
+            raise ValueError(
+                f"field name {_shown(name)} is reserved: Falco sets the juju_* fields"
+            )
         if value.startswith("%"):
             # Falcosidekick would replace it with one of its environment variables.
-            raise ValueError(f"value of {name!r} must not start with '%'")
+            raise ValueError(f"value of {_shown(name)} must not start with '%'")
         fields[name] = value
     return fields
 
@@ -90,6 +100,6 @@ class CharmConfig(pydantic.BaseModel):
         labels = host.split(".")
         if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
             raise ValueError(
-                f"{host!r} is neither an IP address nor a DNS name (no scheme, port or path)"
+                f"{_shown(host)} is neither an IP address nor a DNS name (no scheme, port or path)"
             )
         return host

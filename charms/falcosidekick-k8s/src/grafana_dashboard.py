@@ -96,7 +96,7 @@ def published_templates(databag: Mapping[str, str]) -> dict[str, Any] | None:
     """Return the templates in our bag, None when there are none (or they are unreadable)."""
     try:
         data = json.loads(databag.get("dashboards", "") or "null")
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # an older charm, or someone else, wrote it
         return None
     found = data.get("templates") if isinstance(data, dict) else None
     return found if isinstance(found, dict) else None

@@ -72,7 +72,7 @@ class IngressRequirer(ops.Object):
             return None
         try:
             url = read_url(relation.data[relation.app], "ingress")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # JSON nested too deep: RecursionError
             logger.warning("ignoring ingress data from %s: %s", relation.app.name, exc)
             return str(self._stored.url) or None
         self._stored.url = url or ""

@@ -64,7 +64,7 @@ class LokiPushApiConsumer(ops.Object):
             for unit in relation.units:
                 try:
                     endpoints[unit.name] = read_url(relation.data[unit], "endpoint")
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:  # too deep: RecursionError
                     logger.warning("ignoring %s data from %s: %s", self._relation_name, unit, exc)
                     endpoints[unit.name] = None
         return endpoints

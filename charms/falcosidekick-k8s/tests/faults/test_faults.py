@@ -152,6 +152,48 @@ def test_revoked_certificate_keeps_serving_and_its_renewal_restarts_once(
     assert out.unit_status == testing.ActiveStatus()
 
 
+@pytest.mark.parametrize(
+    "bag",
+    [
+        {"certificates": '[{"certificate_signing_request": "x", "certificate": "x", "ca": "x"}]'},
+        {"certificates": "[" * 5000 + "]" * 5000},
+        {"request_errors": '[{"csr": "not a CSR", "error": {}}]'},
+    ],
+    ids=["not-pem", "too-deep", "bad-csr-in-error"],
+)
+def test_unreadable_provider_data_keeps_serving_until_it_is_readable(
+    ctx: Ctx, root: Path, ca: Issued, bag: dict[str, str]
+) -> None:
+    """arrange: serving. act: the provider writes what the tls library cannot parse. assert.
+
+    The library would fail on every certificates hook: the charm leaves it out, keeps
+    serving, says so; once the provider writes a readable bag again, all is as before.
+    """
+    out = in_service(ctx, root, ca)
+    good = states.relation(out, "certificates")
+    before = served_files(root)
+    unreadable = dataclasses.replace(good, remote_app_data=bag)
+
+    with record_pebble() as pebble_calls, record_relation_writes() as writes:
+        out = ctx.run(
+            ctx.on.relation_changed(unreadable, remote_unit=0),
+            states.replace_relation(out, unreadable),
+        )
+    assert (pebble_calls.count(*RESTARTS, *WRITES), writes.count("relation_set")) == (0, 0)
+    assert served_files(root) == before
+    assert still_accepting(out)
+    assert out.unit_status == testing.WaitingStatus(
+        "ignoring unreadable data on 'certificates' (serving the current certificate)"
+    )
+
+    with record_pebble() as pebble_calls:
+        out = ctx.run(
+            ctx.on.relation_changed(good, remote_unit=0), states.replace_relation(out, good)
+        )
+    assert pebble_calls.count(*RESTARTS, *WRITES) == 0
+    assert out.unit_status == testing.ActiveStatus()
+
+
 def test_certificate_secret_expiry_renews_without_a_gap(ctx: Ctx, root: Path, ca: Issued) -> None:
     """arrange: serving. act: the certificate secret expires (renewal time). assert: no gap.
 
