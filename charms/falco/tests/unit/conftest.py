@@ -127,3 +127,40 @@ def repo_config(secret: testing.Secret, ref: str = "v1", **extra: Any) -> dict[s
         "custom-config-repo-known-hosts": KNOWN_HOSTS,
         **extra,
     }
+
+
+@dataclasses.dataclass
+class Rig:
+    """The charm on a fake machine, a rules repository it reaches over (fake) ssh, a clock."""
+
+    ctx: testing.Context[FalcoCharm]
+    state: testing.State
+    machine: FakeMachine
+    repo: RulesRepo
+    deploy_key: testing.Secret
+    clock: FakeClock
+
+    def config(self, ref: str = "v1", **extra: Any) -> dict[str, Any]:
+        """Return the options of the repository at ``ref``, pinned, with the deploy key."""
+        return repo_config(self.deploy_key, ref, **extra)
+
+    def install(self, ref: str = "v1", **extra: Any) -> testing.State:
+        """Install Falco with the repository at ``ref`` (and ``extra`` options)."""
+        return self.start(self.config(ref, **extra))
+
+    def start(self, config: dict[str, Any]) -> testing.State:
+        """Install Falco with exactly ``config``; the deploy key secret exists."""
+        return self.ctx.run(self.ctx.on.install(), dataclasses.replace(self.state, config=config))
+
+
+@pytest.fixture(name="rig")
+def rig_fixture(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    repo: RulesRepo,
+    deploy_key: testing.Secret,
+    clock: FakeClock,
+) -> Rig:
+    with_key = dataclasses.replace(state, secrets={deploy_key})
+    return Rig(ctx, with_key, machine, repo, deploy_key, clock)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 from charm import FalcoCharm
-from conftest import REPO_HOST, FakeClock, repo_config
-from git_repos import MISSING_OUTPUT, OVERRIDE_DEFAULT, RulesRepo, rule
+from conftest import REPO_HOST, Rig
+from git_repos import MISSING_OUTPUT, OVERRIDE_DEFAULT, rule
 from machine import FakeMachine, changed_files
 from ops import testing
 
@@ -215,21 +215,14 @@ def test_invalid_selection_options_block(
 
 
 # ------------------------------------------------------------------------------ repository
-def test_repository_rules_load_between_defaults_and_inline_rules(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_repository_rules_load_between_defaults_and_inline_rules(rig: Rig) -> None:
     """arrange: a tag with a rules file. act: install with it and inline rules. assert."""
-    repo.commit({"rules.d/05-override.yaml": OVERRIDE_DEFAULT, "README.md": "ignored"})
-    repo.tag("v2")
+    rig.repo.commit({"rules.d/05-override.yaml": OVERRIDE_DEFAULT, "README.md": "ignored"})
+    rig.repo.tag("v2")
 
-    out = running(ctx, with_repo, **repo_config(deploy_key, "v2", **{"custom-rules": INLINE}))
+    out = rig.install("v2", **{"custom-rules": INLINE})
 
-    assert list(loaded(machine)) == [
+    assert list(loaded(rig.machine)) == [
         "rules.d/05-override.yaml",
         "rules.d/10-custom.yaml",
         "custom-rules",
@@ -237,109 +230,81 @@ def test_repository_rules_load_between_defaults_and_inline_rules(
     assert out.unit_status == LOCAL_ONLY
 
 
-def test_a_new_branch_commit_is_picked_up_at_the_next_due_sync_and_not_before(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_a_new_branch_commit_is_picked_up_at_the_next_due_sync_and_not_before(rig: Rig) -> None:
     """arrange: branch main synced. act: push, update-status before/after the interval."""
-    config = repo_config(deploy_key, "main", **{"custom-config-repo-sync-interval": 15})
-    out = running(ctx, with_repo, **config)
-    repo.commit({"rules.d/20-more.yaml": rule("Another rule"), "rules.d/10-custom.yaml": None})
-    machine.clear_calls()
+    config = rig.config("main", **{"custom-config-repo-sync-interval": 15})
+    out = running(rig.ctx, rig.state, **config)
+    rig.repo.commit({"rules.d/20-more.yaml": rule("Another rule"), "rules.d/10-custom.yaml": None})
+    rig.machine.clear_calls()
 
-    clock.advance(10)
-    out = ctx.run(ctx.on.update_status(), out)
-    assert machine.git_network_ops() == 0
-    assert list(loaded(machine)) == ["rules.d/10-custom.yaml"]
+    rig.clock.advance(10)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
+    assert rig.machine.git_network_ops() == 0
+    assert list(loaded(rig.machine)) == ["rules.d/10-custom.yaml"]
 
-    inode = (machine.root / CONFIG).stat().st_ino
-    clock.advance(6)
-    out = ctx.run(ctx.on.update_status(), out)
-    assert machine.git_network_ops() == 1
-    assert list(loaded(machine)) == ["rules.d/20-more.yaml"]
-    assert reloaded_once(machine, inode)
+    inode = (rig.machine.root / CONFIG).stat().st_ino
+    rig.clock.advance(6)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
+    assert rig.machine.git_network_ops() == 1
+    assert list(loaded(rig.machine)) == ["rules.d/20-more.yaml"]
+    assert reloaded_once(rig.machine, inode)
     assert out.unit_status == LOCAL_ONLY
 
 
-def test_a_fetch_without_rule_changes_does_not_reload(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_a_fetch_without_rule_changes_does_not_reload(rig: Rig) -> None:
     """arrange: branch synced. act: push a README change, sync. assert: no reload."""
-    out = running(ctx, with_repo, **repo_config(deploy_key, "main"))
-    repo.commit({"README.md": "documentation only"})
-    config_before = machine.files()[str(CONFIG)]
-    machine.clear_calls()
+    out = rig.install("main")
+    rig.repo.commit({"README.md": "documentation only"})
+    config_before = rig.machine.files()[str(CONFIG)]
+    rig.machine.clear_calls()
 
-    clock.advance(15)
-    ctx.run(ctx.on.update_status(), out)
+    rig.clock.advance(15)
+    rig.ctx.run(rig.ctx.on.update_status(), out)
 
-    assert machine.git_network_ops() == 1
-    assert machine.files()[str(CONFIG)] == config_before
-    assert machine.calls("falco") == []
+    assert rig.machine.git_network_ops() == 1
+    assert rig.machine.files()[str(CONFIG)] == config_before
+    assert rig.machine.calls("falco") == []
 
 
-def test_each_change_is_one_reload_and_old_sets_are_pruned(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_each_change_is_one_reload_and_old_sets_are_pruned(rig: Rig) -> None:
     """arrange: branch synced. act: two rule changes. assert: current and previous kept."""
-    out = running(ctx, with_repo, **repo_config(deploy_key, "main"))
-    first = rule_set_dir(machine)
+    out = rig.install("main")
+    first = rule_set_dir(rig.machine)
     for name in ("Second", "Third"):
-        repo.commit({"rules.d/10-custom.yaml": rule(name)})
-        clock.advance(15)
-        previous = rule_set_dir(machine)
-        machine.clear_calls()
-        inode = (machine.root / CONFIG).stat().st_ino
-        out = ctx.run(ctx.on.update_status(), out)
-        assert reloaded_once(machine, inode)
+        rig.repo.commit({"rules.d/10-custom.yaml": rule(name)})
+        rig.clock.advance(15)
+        previous = rule_set_dir(rig.machine)
+        rig.machine.clear_calls()
+        inode = (rig.machine.root / CONFIG).stat().st_ino
+        out = rig.ctx.run(rig.ctx.on.update_status(), out)
+        assert reloaded_once(rig.machine, inode)
 
-    sets = sorted(p.name for p in (machine.root / "etc/juju-falco/rules").iterdir())
+    sets = sorted(p.name for p in (rig.machine.root / "etc/juju-falco/rules").iterdir())
     assert first is not None and previous is not None
     assert first.name not in sets
-    assert sets == sorted([previous.name, rule_set_dir(machine).name])  # type: ignore[union-attr]
+    assert sets == sorted([previous.name, rule_set_dir(rig.machine).name])  # type: ignore[union-attr]
 
 
-def test_invalid_rules_in_the_repository_keep_the_last_good_set(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_invalid_rules_in_the_repository_keep_the_last_good_set(rig: Rig) -> None:
     """arrange: branch synced. act: push a broken rule, then fix it. assert."""
-    out = running(ctx, with_repo, **repo_config(deploy_key, "main"))
-    good = (machine.root / CONFIG).read_text()
-    repo.commit({"rules.d/20-bad.yaml": MISSING_OUTPUT})
-    clock.advance(15)
-    machine.clear_calls()
+    out = rig.install("main")
+    good = (rig.machine.root / CONFIG).read_text()
+    rig.repo.commit({"rules.d/20-bad.yaml": MISSING_OUTPUT})
+    rig.clock.advance(15)
+    rig.machine.clear_calls()
 
-    out = ctx.run(ctx.on.update_status(), out)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
 
-    assert (machine.root / CONFIG).read_text() == good
-    assert machine.restarts() == 0
+    assert (rig.machine.root / CONFIG).read_text() == good
+    assert rig.machine.restarts() == 0
     assert out.unit_status == testing.BlockedStatus(
         "custom rules refused, the last good set runs: rules.d/20-bad.yaml: "
         "Item has no mapping for key 'output' (rule 'Broken rule')"
     )
-    repo.commit({"rules.d/20-bad.yaml": rule("Repaired")})
-    clock.advance(15)
-    out = ctx.run(ctx.on.update_status(), out)
-    assert list(loaded(machine)) == ["rules.d/10-custom.yaml", "rules.d/20-bad.yaml"]
+    rig.repo.commit({"rules.d/20-bad.yaml": rule("Repaired")})
+    rig.clock.advance(15)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
+    assert list(loaded(rig.machine)) == ["rules.d/10-custom.yaml", "rules.d/20-bad.yaml"]
     assert out.unit_status == LOCAL_ONLY
 
 
@@ -366,40 +331,28 @@ def test_invalid_rules_in_the_repository_keep_the_last_good_set(
     ],
 )
 def test_unusable_repository_content_keeps_the_last_good_set(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
+    rig: Rig,
     files: dict[str, str | None],
     links: dict[str, str],
     message: str,
 ) -> None:
     """arrange: branch synced. act: push unusable content. assert: Blocked, rules stay."""
-    out = running(ctx, with_repo, **repo_config(deploy_key, "main"))
-    good = (machine.root / CONFIG).read_text()
-    commit = repo.commit(files, links)
-    clock.advance(15)
+    out = rig.install("main")
+    good = (rig.machine.root / CONFIG).read_text()
+    commit = rig.repo.commit(files, links)
+    rig.clock.advance(15)
 
-    out = ctx.run(ctx.on.update_status(), out)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
 
-    assert (machine.root / CONFIG).read_text() == good
+    assert (rig.machine.root / CONFIG).read_text() == good
     assert isinstance(out.unit_status, testing.BlockedStatus)
     prefix = f"custom-config-repository commit {commit[:12]} not used: "
     assert out.unit_status.message.startswith(prefix + message)
 
 
-def test_config_overrides_merge_into_falco_yaml(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_config_overrides_merge_into_falco_yaml(rig: Rig) -> None:
     """arrange: overrides in the repository. act: install. assert: merged, Falco's way."""
-    repo.commit(
+    rig.repo.commit(
         {
             "config.override.d/10-matching.yaml": "rule_matching: all\n",
             "config.override.d/20-fields.yml": (
@@ -409,11 +362,11 @@ def test_config_overrides_merge_into_falco_yaml(
             "config.override.d/notes.txt": "not yaml, ignored",
         }
     )
-    repo.tag("v2")
+    rig.repo.tag("v2")
 
-    out = running(ctx, with_repo, **repo_config(deploy_key, "v2"))
+    out = rig.install("v2")
 
-    config = rendered(machine)
+    config = rendered(rig.machine)
     assert config["rule_matching"] == "all"
     assert config["base_syscalls"] == {"repair": True}
     assert config["append_output"][-1] == {
@@ -425,24 +378,17 @@ def test_config_overrides_merge_into_falco_yaml(
     assert out.unit_status == LOCAL_ONLY
 
 
-def test_removing_the_repository_unloads_its_rules_and_forgets_it(
-    ctx: testing.Context[FalcoCharm],
-    with_repo: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_removing_the_repository_unloads_its_rules_and_forgets_it(rig: Rig) -> None:
     """arrange: repository rules running. act: unset the option. assert: reload, cleanup."""
-    out = running(ctx, with_repo, **repo_config(deploy_key))
-    inode = (machine.root / CONFIG).stat().st_ino
-    machine.clear_calls()
+    out = rig.install()
+    inode = (rig.machine.root / CONFIG).stat().st_ino
+    rig.machine.clear_calls()
 
-    out = reconfigure(ctx, out)
+    out = reconfigure(rig.ctx, out)
 
-    assert loaded(machine) == {}
-    assert reloaded_once(machine, inode)
-    assert not (machine.root / "var/lib/juju-falco/custom-config-repo").exists()
-    assert not (machine.root / "var/lib/juju-falco/custom-config-repo.json").exists()
+    assert loaded(rig.machine) == {}
+    assert reloaded_once(rig.machine, inode)
+    assert not (rig.machine.root / "var/lib/juju-falco/custom-config-repo").exists()
+    assert not (rig.machine.root / "var/lib/juju-falco/custom-config-repo.json").exists()
     assert out.unit_status == LOCAL_ONLY
-    assert REPO_HOST not in (machine.root / CONFIG).read_text()
+    assert REPO_HOST not in (rig.machine.root / CONFIG).read_text()

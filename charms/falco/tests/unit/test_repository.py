@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from charm import FalcoCharm
-from conftest import DEPLOY_KEY, HOST_KEY, REPO_HOST, FakeClock, repo_config
+from conftest import DEPLOY_KEY, HOST_KEY, REPO_HOST, FakeClock, Rig, repo_config
 from git_repos import MISSING_OUTPUT, RulesRepo, rule
 from machine import FakeMachine, changed_files
 from ops import testing
@@ -36,65 +36,44 @@ def blocked(out: testing.State) -> str:
     return out.unit_status.message
 
 
-def test_a_tag_is_fetched_once_then_never_again(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_a_tag_is_fetched_once_then_never_again(rig: Rig) -> None:
     """arrange: a tag synced at install. act: a day of update-status. assert: no network."""
-    out = start(ctx, state, repo_config(deploy_key, "v1"), (deploy_key,))
-    assert machine.git_network_ops() == 1
-    machine.clear_calls()
-    before = machine.files()
+    out = rig.install("v1")
+    assert rig.machine.git_network_ops() == 1
+    rig.machine.clear_calls()
+    before = rig.machine.files()
 
     for _ in range(20):
-        clock.advance(60)
-        out = ctx.run(ctx.on.update_status(), out)
+        rig.clock.advance(60)
+        out = rig.ctx.run(rig.ctx.on.update_status(), out)
 
-    assert machine.git_network_ops() == 0
-    assert changed_files(before, machine.files()) == 0
+    assert rig.machine.git_network_ops() == 0
+    assert changed_files(before, rig.machine.files()) == 0
     assert out.unit_status == LOCAL_ONLY
 
 
-def test_a_full_commit_id_is_pinned_like_a_tag(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_a_full_commit_id_is_pinned_like_a_tag(rig: Rig) -> None:
     """arrange: a commit id. act: install, an hour later update-status. assert: one fetch."""
-    commit = repo.head()
-    repo.commit({"rules.d/10-custom.yaml": rule("Later")})
+    commit = rig.repo.head()
+    rig.repo.commit({"rules.d/10-custom.yaml": rule("Later")})
 
-    out = start(ctx, state, repo_config(deploy_key, commit), (deploy_key,))
-    clock.advance(60)
-    ctx.run(ctx.on.update_status(), out)
+    out = rig.install(commit)
+    rig.clock.advance(60)
+    rig.ctx.run(rig.ctx.on.update_status(), out)
 
-    assert machine.git_network_ops() == 1
-    assert "Custom rule one" in loaded(machine)["rules.d/10-custom.yaml"]
+    assert rig.machine.git_network_ops() == 1
+    assert "Custom rule one" in loaded(rig.machine)["rules.d/10-custom.yaml"]
 
 
-def test_git_runs_with_pinned_trust_a_private_home_and_a_short_lived_key(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_git_runs_with_pinned_trust_a_private_home_and_a_short_lived_key(rig: Rig) -> None:
     """arrange: an ssh repository. act: install. assert: how git and ssh were run."""
-    start(ctx, state, repo_config(deploy_key), (deploy_key,))
+    rig.install()
 
-    fetch = next(call for call in machine.git_calls() if "fetch" in call["argv"])
+    fetch = next(call for call in rig.machine.git_calls() if "fetch" in call["argv"])
     assert fetch["argv"][-3:] == ["--no-tags", f"ssh://git@{REPO_HOST}/org/falco-rules.git", "v1"]
     assert fetch["argv"][fetch["argv"].index("--depth") :][:2] == ["--depth", "1"]
     ssh = shlex.split(fetch["env"]["GIT_SSH_COMMAND"])
-    private = machine.root / "var/lib/juju-falco/custom-config-repo"
+    private = rig.machine.root / "var/lib/juju-falco/custom-config-repo"
     assert ssh[:3] == ["ssh", "-F", "/dev/null"]
     for option in (
         "StrictHostKeyChecking=yes",
@@ -117,78 +96,59 @@ def test_git_runs_with_pinned_trust_a_private_home_and_a_short_lived_key(
     for directory in (private, private / "ssh", private / "home"):
         assert directory.stat().st_mode & 0o777 == 0o700
     assert list((private / "home").iterdir()) == []
-    assert not any(call["secret_in_argv"] for call in machine.git_calls())
+    assert not any(call["secret_in_argv"] for call in rig.machine.git_calls())
 
 
 def test_the_key_never_shows_in_logs_status_or_action_output(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
+    rig: Rig,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """arrange: debug logging. act: install, refresh-rules, a refused key. assert: no key."""
     caplog.set_level(logging.DEBUG)
-    out = start(ctx, state, repo_config(deploy_key), (deploy_key,))
-    out = ctx.run(ctx.on.action("refresh-rules"), out)
-    results = dict(ctx.action_results or {})
-    machine.set_network(deploy_keys={REPO_HOST: "another key"})
+    out = rig.install()
+    out = rig.ctx.run(rig.ctx.on.action("refresh-rules"), out)
+    results = dict(rig.ctx.action_results or {})
+    rig.machine.set_network(deploy_keys={REPO_HOST: "another key"})
     with pytest.raises(testing.ActionFailed) as failure:
-        ctx.run(ctx.on.action("refresh-rules"), out)
+        rig.ctx.run(rig.ctx.on.action("refresh-rules"), out)
 
     key_material = DEPLOY_KEY.splitlines()[1]
-    assert key_material in str(deploy_key.tracked_content)  # the test could see it
+    assert key_material in str(rig.deploy_key.tracked_content)  # the test could see it
     outputs = [
         caplog.text,
         str(results),
         failure.value.message,
         str(failure.value.state.unit_status),
-        str(ctx.action_results),
-        *(str(path.read_bytes()) for path in machine.root.rglob("*") if path.is_file()),
+        str(rig.ctx.action_results),
+        *(str(path.read_bytes()) for path in rig.machine.root.rglob("*") if path.is_file()),
     ]
     assert all(key_material not in text for text in outputs)
     assert "refused the key" in failure.value.message
 
 
-def test_ssh_without_a_pinned_host_key_is_refused_without_connecting(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_ssh_without_a_pinned_host_key_is_refused_without_connecting(rig: Rig) -> None:
     """arrange: no known_hosts (e.g. upgraded from the prior charm). act: install. assert."""
-    config = repo_config(deploy_key, **{"custom-config-repo-known-hosts": ""})
+    config = rig.config(**{"custom-config-repo-known-hosts": ""})
 
-    out = start(ctx, state, config, (deploy_key,))
+    out = rig.start(config)
 
-    assert machine.git_network_ops() == 0
+    assert rig.machine.git_network_ops() == 0
     assert blocked(out) == (
         "custom-config-repository not synced: custom-config-repo-known-hosts is empty: pin the "
         f"key of {REPO_HOST}: get it with `ssh-keyscan -t ed25519 {REPO_HOST}`, check it "
         "out-of-band against the server's fingerprint, and add the line"
     )
-    assert machine.unit()["active"]
+    assert rig.machine.unit()["active"]
 
 
-def test_known_hosts_for_another_host_names_the_missing_one(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_known_hosts_for_another_host_names_the_missing_one(rig: Rig) -> None:
     """arrange: a line for another host and port. act: install. assert: Blocked, no fetch."""
-    config = repo_config(deploy_key)
+    config = rig.config()
     config["custom-config-repository"] = f"git+ssh://git@{REPO_HOST}:2222/org/rules.git@v1"
 
-    out = start(ctx, state, config, (deploy_key,))
+    out = rig.start(config)
 
-    assert machine.git_network_ops() == 0
+    assert rig.machine.git_network_ops() == 0
     assert f"pins no key for [{REPO_HOST}]:2222: get it with `ssh-keyscan -t ed25519 -p 2222 " in (
         blocked(out)
     )
@@ -204,68 +164,49 @@ def test_known_hosts_for_another_host_names_the_missing_one(
     ],
 )
 def test_sync_faults_keep_the_last_good_rules_and_say_what_to_do(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
+    rig: Rig,
     network: dict[str, Any],
     message: str,
 ) -> None:
     """arrange: rules from a branch running. act: fault, due sync. assert: rules stay."""
-    out = start(ctx, state, repo_config(deploy_key, "main"), (deploy_key,))
-    good = (machine.root / CONFIG).read_text()
-    repo.commit({"rules.d/10-custom.yaml": rule("Never seen")})
-    machine.set_network(**network)
-    clock.advance(15)
+    out = rig.install("main")
+    good = (rig.machine.root / CONFIG).read_text()
+    rig.repo.commit({"rules.d/10-custom.yaml": rule("Never seen")})
+    rig.machine.set_network(**network)
+    rig.clock.advance(15)
 
-    out = ctx.run(ctx.on.update_status(), out)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
 
-    assert (machine.root / CONFIG).read_text() == good
+    assert (rig.machine.root / CONFIG).read_text() == good
     assert blocked(out).startswith(f"custom-config-repository not synced: {message}")
-    assert machine.restarts() == 1  # the install's start only
+    assert rig.machine.restarts() == 1  # the install's start only
 
 
-def test_a_missing_ref_says_which(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_a_missing_ref_says_which(rig: Rig) -> None:
     """arrange: a ref the repository lacks. act: install. assert: Blocked naming the ref."""
-    out = start(ctx, state, repo_config(deploy_key, "v9"), (deploy_key,))
+    out = rig.install("v9")
 
     assert blocked(out) == (
         "custom-config-repository not synced: ref 'v9' not found: use an existing branch, "
         "tag or full commit id"
     )
-    assert loaded(machine) == {}
+    assert loaded(rig.machine) == {}
 
 
-def test_a_failed_sync_is_retried_when_due_or_when_its_options_change(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_a_failed_sync_is_retried_when_due_or_when_its_options_change(rig: Rig) -> None:
     """arrange: host down at install. act: update-status, host up, later, fix. assert."""
-    machine.set_network(down=[REPO_HOST])
-    out = start(ctx, state, repo_config(deploy_key, "v1"), (deploy_key,))
-    machine.set_network(down=[])
-    machine.clear_calls()
+    rig.machine.set_network(down=[REPO_HOST])
+    out = rig.install("v1")
+    rig.machine.set_network(down=[])
+    rig.machine.clear_calls()
 
-    clock.advance(5)
-    out = ctx.run(ctx.on.update_status(), out)
-    assert machine.git_network_ops() == 0
-    clock.advance(10)
-    out = ctx.run(ctx.on.update_status(), out)
-    assert machine.git_network_ops() == 1
-    assert list(loaded(machine)) == ["rules.d/10-custom.yaml"]
+    rig.clock.advance(5)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
+    assert rig.machine.git_network_ops() == 0
+    rig.clock.advance(10)
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
+    assert rig.machine.git_network_ops() == 1
+    assert list(loaded(rig.machine)) == ["rules.d/10-custom.yaml"]
     assert out.unit_status == LOCAL_ONLY
 
 
@@ -285,27 +226,22 @@ def test_a_failed_sync_is_retried_when_due_or_when_its_options_change(
     ],
 )
 def test_unusable_secrets_block_with_the_command_that_fixes_them(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
+    rig: Rig,
     secrets: tuple[testing.Secret, ...],
     key_option: str,
     message: str,
 ) -> None:
     """arrange: a missing, ungranted or malformed secret. act: install. assert: Blocked."""
-    config = repo_config(deploy_key)
+    config = rig.config()
     del config["custom-config-repo-ssh-key"]
     if key_option:
-        config["custom-config-repo-ssh-key"] = secrets[0].id if secrets else deploy_key.id
+        config["custom-config-repo-ssh-key"] = secrets[0].id if secrets else rig.deploy_key.id
 
-    out = start(ctx, state, config, secrets)
+    out = start(rig.ctx, rig.state, config, secrets)
 
     assert message in blocked(out)
-    assert machine.git_network_ops() == 0
-    assert machine.unit()["active"]
+    assert rig.machine.git_network_ops() == 0
+    assert rig.machine.unit()["active"]
 
 
 def test_secret_changed_syncs_again_with_the_new_key(
@@ -329,54 +265,40 @@ def test_secret_changed_syncs_again_with_the_new_key(
     assert out.unit_status == LOCAL_ONLY
 
 
-def test_refresh_rules_fetches_now_and_reports_what_runs(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_refresh_rules_fetches_now_and_reports_what_runs(rig: Rig) -> None:
     """arrange: a tag synced, then moved. act: refresh-rules. assert: fetched, reported."""
-    config = repo_config(deploy_key, "v1", **{"custom-rules": rule("Inline")})
-    out = start(ctx, state, config, (deploy_key,))
-    moved = repo.commit({"rules.d/20-new.yaml": rule("New")})
-    repo.tag("v1", force=True)
-    machine.clear_calls()
+    config = rig.config("v1", **{"custom-rules": rule("Inline")})
+    out = rig.start(config)
+    moved = rig.repo.commit({"rules.d/20-new.yaml": rule("New")})
+    rig.repo.tag("v1", force=True)
+    rig.machine.clear_calls()
 
-    ctx.run(ctx.on.action("refresh-rules"), out)
+    rig.ctx.run(rig.ctx.on.action("refresh-rules"), out)
 
-    assert machine.git_network_ops() == 1
-    assert ctx.action_results == {
+    assert rig.machine.git_network_ops() == 1
+    assert rig.ctx.action_results == {
         "commit": moved,
         "files": "rules.d/10-custom.yaml\nrules.d/20-new.yaml\ncustom-rules option",
         "validation": "ok",
     }
 
 
-def test_refresh_rules_fails_with_the_reason_when_rules_are_refused(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_refresh_rules_fails_with_the_reason_when_rules_are_refused(rig: Rig) -> None:
     """arrange: tag synced. act: push broken rules on main, refresh on main. assert: fails."""
-    out = start(ctx, state, repo_config(deploy_key, "main"), (deploy_key,))
-    good = repo.head()
-    repo.commit({"rules.d/20-bad.yaml": MISSING_OUTPUT})
+    out = rig.install("main")
+    good = rig.repo.head()
+    rig.repo.commit({"rules.d/20-bad.yaml": MISSING_OUTPUT})
 
     with pytest.raises(testing.ActionFailed) as failure:
-        ctx.run(ctx.on.action("refresh-rules"), out)
+        rig.ctx.run(rig.ctx.on.action("refresh-rules"), out)
 
     assert failure.value.message == (
         "custom rules refused, the last good set runs: rules.d/20-bad.yaml: Item has no "
         "mapping for key 'output' (rule 'Broken rule')"
     )
-    assert ctx.action_results is not None
-    assert ctx.action_results["commit"] == good
-    assert ctx.action_results["files"] == "rules.d/10-custom.yaml"
+    assert rig.ctx.action_results is not None
+    assert rig.ctx.action_results["commit"] == good
+    assert rig.ctx.action_results["files"] == "rules.d/10-custom.yaml"
 
 
 def test_refresh_rules_without_a_usable_config_fails(
@@ -473,83 +395,55 @@ def test_an_empty_token_secret_is_refused(
     assert f"`juju update-secret {token.id} value=<token>`" in blocked(out)
 
 
-def test_a_new_url_starts_from_a_fresh_repository(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-    tmp_path: Path,
-) -> None:
+def test_a_new_url_starts_from_a_fresh_repository(rig: Rig, tmp_path: Path) -> None:
     """arrange: rules from one repository. act: point at another. assert: its rules only."""
-    out = start(ctx, state, repo_config(deploy_key), (deploy_key,))
+    out = rig.install()
     other = RulesRepo(tmp_path / "other-server", "other")
     other.commit({"rules.d/50-other.yaml": rule("Other")})
     url = f"ssh://git@{REPO_HOST}/org/other.git"
-    machine.serve(url, other.bare)
-    config = repo_config(deploy_key, "main")
+    rig.machine.serve(url, other.bare)
+    config = rig.config("main")
     config["custom-config-repository"] = f"git+ssh://git@{REPO_HOST}/org/other.git@main"
 
-    ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config=config))
+    rig.ctx.run(rig.ctx.on.config_changed(), dataclasses.replace(out, config=config))
 
-    assert list(loaded(machine)) == ["rules.d/50-other.yaml"]
+    assert list(loaded(rig.machine)) == ["rules.d/50-other.yaml"]
 
 
 def test_git_missing_from_the_machine_is_reported(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
+    rig: Rig,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """arrange: a PATH without git. act: install. assert: Blocked, Falco runs defaults."""
-    (machine.bin / "git").unlink()
-    monkeypatch.setenv("PATH", str(machine.bin))
+    (rig.machine.bin / "git").unlink()
+    monkeypatch.setenv("PATH", str(rig.machine.bin))
 
-    out = start(ctx, state, repo_config(deploy_key), (deploy_key,))
+    out = rig.install()
 
     assert blocked(out) == (
         "custom-config-repository not synced: git is not installed and installing it failed"
     )
-    assert machine.calls("apt-get")[-1][-1].startswith("git=")
-    assert machine.unit()["active"]
+    assert rig.machine.calls("apt-get")[-1][-1].startswith("git=")
+    assert rig.machine.unit()["active"]
 
 
-def test_remove_deletes_the_repository_and_its_credentials(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-) -> None:
+def test_remove_deletes_the_repository_and_its_credentials(rig: Rig) -> None:
     """arrange: a fresh machine, then rules from a repository. act: stop, remove. assert."""
-    pristine = machine.files()
-    out = start(ctx, state, repo_config(deploy_key), (deploy_key,))
+    pristine = rig.machine.files()
+    out = rig.install()
 
-    ctx.run(ctx.on.remove(), ctx.run(ctx.on.stop(), out))
+    rig.ctx.run(rig.ctx.on.remove(), rig.ctx.run(rig.ctx.on.stop(), out))
 
-    assert changed_files(pristine, machine.files()) == 0
+    assert changed_files(pristine, rig.machine.files()) == 0
 
 
-def test_a_lasting_problem_is_logged_once(
-    ctx: testing.Context[FalcoCharm],
-    state: testing.State,
-    machine: FakeMachine,
-    repo: RulesRepo,
-    deploy_key: testing.Secret,
-    clock: FakeClock,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_lasting_problem_is_logged_once(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
     """arrange: the host is down. act: install, then update-status hooks. assert: one log."""
-    machine.set_network(down=[REPO_HOST])
-    out = start(ctx, state, repo_config(deploy_key), (deploy_key,))
+    rig.machine.set_network(down=[REPO_HOST])
+    out = rig.install()
     for _ in range(3):
-        clock.advance(5)
-        out = ctx.run(ctx.on.update_status(), out)
+        rig.clock.advance(5)
+        out = rig.ctx.run(rig.ctx.on.update_status(), out)
 
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [
