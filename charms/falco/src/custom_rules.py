@@ -37,6 +37,8 @@ SUFFIXES = (".yaml", ".yml")
 INLINE_FILE = "custom-rules.yaml"
 INLINE_NAME = "custom-rules option"
 MAX_FILE_BYTES = 1 << 20
+# File names become names on this machine's disk; keep well inside NAME_MAX (255 bytes).
+MAX_NAME_BYTES = 200
 _REGULAR_FILE_MODES = ("100644", "100755")
 _SYMLINK_MODE = "120000"
 _TREE_MODE = "040000"
@@ -147,6 +149,10 @@ def _wanted(entries: list[TreeEntry]) -> list[TreeEntry]:
             continue  # subdirectories and other files are not Falco's
         if entry.mode not in _REGULAR_FILE_MODES:
             raise ContentError(f"{entry.path} is not a regular file")
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise ContentError(
+                f"{entry.path[:60]}... has a name longer than {MAX_NAME_BYTES} bytes"
+            )
         files.append(entry)
     return sorted(files, key=lambda entry: entry.path)
 

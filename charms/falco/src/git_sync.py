@@ -150,6 +150,11 @@ class _Git:
             "GIT_ASKPASS": "",
             "SSH_ASKPASS": "",
         }
+        # The model's proxy settings (juju-https-proxy...), which Juju hands to charms only.
+        for variable in ("https_proxy", "http_proxy", "no_proxy"):
+            value = os.environ.get(f"JUJU_CHARM_{variable.upper()}")
+            if value:
+                env[variable] = value
         if settings is not None:
             repository = settings.repository
             env["GIT_ALLOW_PROTOCOL"] = repository.transport

@@ -39,6 +39,8 @@ RECORDED_ENV = (
     "GIT_CONFIG_NOSYSTEM",
     "GIT_CONFIG_GLOBAL",
     "GIT_TERMINAL_PROMPT",
+    "https_proxy",
+    "no_proxy",
 )
 CANNOT_READ = (
     "fatal: Could not read from remote repository.\n\n"

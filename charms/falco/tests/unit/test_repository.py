@@ -330,6 +330,26 @@ def test_refresh_rules_without_custom_rules_reports_defaults_only(
     }
 
 
+def test_https_goes_through_the_models_proxy(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    repo: RulesRepo,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """arrange: juju-https-proxy set on the model. act: install. assert: git uses it."""
+    machine.serve(HTTPS_URL, repo.bare)
+    monkeypatch.setenv("JUJU_CHARM_HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("JUJU_CHARM_NO_PROXY", "10.0.0.0/8")
+
+    start(ctx, state, {"custom-config-repository": f"{HTTPS_URL}@v1"})
+
+    fetch = next(call for call in machine.git_calls() if "fetch" in call["argv"])
+    assert fetch["env"]["https_proxy"] == "http://proxy.internal:3128"
+    assert fetch["env"]["no_proxy"] == "10.0.0.0/8"
+
+
 def test_public_https_repository(
     ctx: testing.Context[FalcoCharm],
     state: testing.State,

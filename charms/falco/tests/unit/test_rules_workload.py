@@ -196,6 +196,7 @@ RULES_DIR = entry("rules.d", "040000", "tree")
         ([RULES_DIR, entry("rules.d/./x.yaml")], "is not a plain path"),
         ([RULES_DIR, entry("/rules.d/x.yaml")], "is not a plain path"),
         ([RULES_DIR, entry("rules.d/sub.yaml", "160000", "commit")], "not a regular file"),
+        ([RULES_DIR, entry("rules.d/" + "x" * 200 + ".yaml")], "name longer than 200 bytes"),
         (
             [RULES_DIR, entry("config.override.d", "120000")],
             "config.override.d is a symbolic link",
