@@ -25,6 +25,9 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/lib/charm_config.py",
         "charms/falcosidekick-k8s/lib/charm_config.py",
     ),
+    "libs/loki_rules/falco_critical_alerts.rules": (
+        "charms/falco/src/loki_alert_rules/falco_critical_alerts.rules",
+    ),
     "libs/relation_data/relation_data.py": (
         "charms/falco/lib/relation_data.py",
         "charms/falcosidekick-k8s/lib/relation_data.py",
