@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import alert_destination
+import alert_log
 import custom_rules
 import falco_config
 import git_sync
@@ -24,6 +25,7 @@ import ops
 import payload
 import repo_secrets
 import service
+from cos_agent import CosAgentProvider
 from falcosidekick_http_endpoint import HttpEndpointRequirer
 from layout import SERVICE_NAME, Layout
 
@@ -49,6 +51,7 @@ class FalcoCharm(ops.CharmBase):
         super().__init__(framework)
         self._layout = Layout(self.filesystem_root)
         self.http_endpoint = HttpEndpointRequirer(self, alert_destination.RELATION)
+        self.cos_agent = CosAgentProvider(self, self._layout)
         on = self.on
         for event in (on.install, on.upgrade_charm):
             framework.observe(event, self._on_payload_may_change)
@@ -61,6 +64,8 @@ class FalcoCharm(ops.CharmBase):
             on[alert_destination.RELATION].relation_joined,
             on[alert_destination.RELATION].relation_changed,
             on[alert_destination.RELATION].relation_broken,
+            on["cos-agent"].relation_joined,
+            on["cos-agent"].relation_changed,
         ):
             framework.observe(event, self._on_input_changed)
         framework.observe(on.stop, self._on_stop)
@@ -69,7 +74,8 @@ class FalcoCharm(ops.CharmBase):
 
     def _on_payload_may_change(self, _: ops.EventBase) -> None:
         # Only install and upgrade-charm (which `juju attach-resource` also triggers) can
-        # bring a new tarball; hashing tens of MB on every hook would be waste.
+        # bring a new tarball; hashing tens of MB on every hook would be waste. They are
+        # also when the charm's own code changes.
         self._reconcile(refresh_payload=True, operator_action=True)
 
     def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
@@ -117,6 +123,9 @@ class FalcoCharm(ops.CharmBase):
         config = self._config
         if config is None:
             return None
+        # Published whether Falco runs or not: a failing scrape is what raises FalcoDown.
+        self.cos_agent.publish(config.metrics_port, self._topology, rebuild=refresh_payload)
+        alert_log.ensure_rotation(self._layout, config.alert_log)
         current = self._ensure_payload(refresh_payload)
         if current is None:
             return None
@@ -131,15 +140,8 @@ class FalcoCharm(ops.CharmBase):
                 logger.error("cannot build the Falco kernel module: %s", exc)
                 return None
         rules = custom_rules.plan(self._layout, config.custom_rules, self._sync(config, sync_now))
-        topology = falco_config.Topology(
-            model=self.model.name,
-            model_uuid=self.model.uuid,
-            application=self.app.name,
-            unit=self.unit.name,
-            charm_name=self.meta.name,
-        )
         destination = alert_destination.choose(self.http_endpoint.read(), self._layout)
-        inputs = service.Inputs(config, current, choice.engine_kind, topology, destination)
+        inputs = service.Inputs(config, current, choice.engine_kind, self._topology, destination)
         outcome, report = service.apply(self._layout, inputs, rules)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
@@ -158,6 +160,14 @@ class FalcoCharm(ops.CharmBase):
             functools.partial(repo_secrets.credentials, self.model, self.app.name),
             self.clock(),
             force=now,
+        )
+
+    @functools.cached_property
+    def _topology(self) -> falco_config.Topology:
+        """Where this unit runs in Juju: on every alert, rule and dashboard it sends."""
+        model, app = self.model, self.app
+        return falco_config.Topology(
+            model.name, model.uuid, app.name, self.unit.name, self.meta.name
         )
 
     @functools.cached_property

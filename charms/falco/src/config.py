@@ -37,6 +37,8 @@ Priority = Literal[
 MIN_BUFFER_PRESET = 1
 MAX_BUFFER_PRESET = 10
 MINUTES_PER_WEEK = 7 * 24 * 60
+# Falco's webserver (metrics, healthz) listens on loopback; any TCP port Falco can bind.
+MAX_PORT = 65535
 RULE_ITEM_KEYS = ("rule", "macro", "list", "required_engine_version", "required_plugin_versions")
 _SELECTOR_SEPARATORS = re.compile(r"[,\n]")
 TAG_PREFIX = "tag:"
@@ -60,7 +62,7 @@ def _selectors(text: str) -> tuple[dict[str, str], ...]:
 
 
 class FalcoConfig(pydantic.BaseModel):
-    """Operator choices: the engine, the output queue, and the custom rules."""
+    """Operator choices: the engine, the outputs, the custom rules, the metrics port."""
 
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
 
@@ -76,6 +78,8 @@ class FalcoConfig(pydantic.BaseModel):
     enabled_rules: str = ""
     disabled_rules: str = ""
     minimum_priority: Priority = "debug"
+    metrics_port: int = pydantic.Field(default=8765, ge=1, le=MAX_PORT)
+    alert_log: bool = True
 
     @pydantic.field_validator(
         "custom_config_repo_ssh_key", "custom_config_repo_token", mode="before"

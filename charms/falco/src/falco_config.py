@@ -2,15 +2,15 @@
 
 Every key Falco reads is set here on purpose: Falco's code defaults differ from its shipped
 falco.yaml (``engine.kind`` defaults to kmod, stdout and syslog outputs off, ...), so a key
-left out is a decision too. Each ``_section`` function owns one concern; new concerns (metrics
-and a local alert file) are new sections. Config overrides from the custom config repository
-are merged last, the way Falco merges its ``config_files`` by default ("append": mappings are
-merged key by key, lists are extended, other values replaced); custom_rules decides which keys
-they may touch.
+left out is a decision too. Each ``_section`` function owns one concern. Config overrides
+from the custom config repository are merged last, the way Falco merges its ``config_files``
+by default ("append": mappings are merged key by key, lists are extended, other values
+replaced); custom_rules decides which keys they may touch.
 
 Falco hot-restarts itself when the watched falco.yaml is replaced. ``RESTART_KEYS`` lists
 the sections whose change the charm applies with a full service restart instead: the
-engine, the plugins and where alerts go (the http CA file is not watched by Falco).
+engine, the plugins, where alerts go (the http CA file is not watched by Falco) and the
+webserver's listener.
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ HTTP_MAX_CONSECUTIVE_TIMEOUTS = 5
 # Milliseconds an output may block before Falco logs "all output channels are blocked".
 OUTPUT_TIMEOUT_MS = 2000
 SYSTEM_CA_PATH = "/etc/ssl/certs"
+# The collector scrapes from the same machine: nothing else may reach metrics or healthz.
+WEBSERVER_ADDRESS = "127.0.0.1"
+DEFAULT_METRICS_PORT = 8765
+HEALTHZ_PATH = "/healthz"
+# /metrics is computed at each scrape; this interval only paces the metrics snapshots Falco
+# can also emit as an alert or a file, which are off below. Upstream's default, so that
+# the snapshot timer stays idle.
+METRICS_INTERVAL = "1h"
 
 RESTART_KEYS = (
     "engine",
@@ -91,6 +99,9 @@ class ConfigInputs:
     topology: Topology
     http: HttpDestination | None = None
     rules: RuleInputs = RuleInputs()
+    metrics_port: int = DEFAULT_METRICS_PORT
+    # Where alerts are kept as JSON lines; None: on stdout (the journal) instead.
+    alert_log: Path | None = None
 
 
 def _engine(inputs: ConfigInputs) -> dict[str, Any]:
@@ -188,21 +199,76 @@ def _outputs(inputs: ConfigInputs) -> dict[str, Any]:
         "outputs_queue": {"capacity": inputs.outputs_queue_capacity},
         "buffered_outputs": False,
         "output_timeout": OUTPUT_TIMEOUT_MS,
-        # Alerts always stay on the host too: stdout goes to the journal of the unit.
-        "stdout_output": {"enabled": True},
+        # Alerts always stay on the host too: in the alert log, or else on stdout, which
+        # is the unit's journal. Never both: each copy on disk is one more in Loki (the
+        # collector ships /var/log/syslog, where the journal is forwarded, and the log).
+        "stdout_output": {"enabled": inputs.alert_log is None},
+        # Syslog would only be a third copy of the same lines in the journal.
         "syslog_output": {"enabled": False},
-        "file_output": {"enabled": False},
+        "file_output": _file_output(inputs.alert_log),
         "http_output": _http_output(inputs.http),
-        # The webserver (healthz, metrics) listens on all interfaces by default; it is
-        # enabled on loopback only when metrics are wanted.
-        "webserver": {"enabled": False},
+    }
+
+
+def _file_output(alert_log: Path | None) -> dict[str, Any]:
+    if alert_log is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        # Opened once, not per alert; logrotate's postrotate sends SIGUSR1, on which Falco
+        # reopens it (alert_log.py says why that and not copytruncate).
+        "keep_alive": True,
+        "filename": str(alert_log),
+    }
+
+
+def _webserver(inputs: ConfigInputs) -> dict[str, Any]:
+    # Always on, related to cos-agent or not: relating or unrelating a collector then never
+    # restarts Falco, and /healthz answers for whoever checks the unit on the machine.
+    return {
+        "webserver": {
+            "enabled": True,
+            # A handful of loopback scrapes a minute: one thread is plenty.
+            "threadiness": 1,
+            "listen_port": inputs.metrics_port,
+            "listen_address": WEBSERVER_ADDRESS,
+            "k8s_healthz_endpoint": HEALTHZ_PATH,
+            "prometheus_metrics_enabled": True,
+            "ssl_enabled": False,
+        },
+        "metrics": {
+            "enabled": True,
+            "interval": METRICS_INTERVAL,
+            # A "metrics snapshot" alert every interval would flood every output, Loki
+            # included, for data Prometheus already has.
+            "output_rule": False,
+            "output_file": "",
+            # What the dashboard and the alert rules read: rule matches by rule and
+            # priority, CPU and memory, kernel events and drops by cause, thread table.
+            "rules_counters_enabled": True,
+            "resource_utilization_enabled": True,
+            "state_counters_enabled": True,
+            "kernel_event_counters_enabled": True,
+            # One series per CPU and counter: cardinality without a use here.
+            "kernel_event_counters_per_cpu_enabled": False,
+            # Needs a sysctl the charm does not own, and costs time in every BPF program.
+            "libbpf_stats_enabled": False,
+            "kernel_iter_event_counters_enabled": False,
+            # The container plugin's counters (containers seen, images missing).
+            "plugins_metrics_enabled": True,
+            "jemalloc_stats_enabled": False,
+            # Only affects snapshots; Prometheus always gets bytes.
+            "convert_memory_to_mb": False,
+            "include_empty_values": False,
+        },
     }
 
 
 def _health(inputs: ConfigInputs) -> dict[str, Any]:
     return {
-        # Falco's own logs go to stderr, which systemd puts in the journal; syslog would
-        # only duplicate them there.
+        # Falco's own logs go to stderr, which systemd puts in the journal, which forwards
+        # them to rsyslog's /var/log/syslog on Ubuntu: the COS collector ships them from
+        # there. log_syslog would go through the same journal, so it would only duplicate.
         "log_stderr": True,
         "log_syslog": False,
         "log_level": "info",
@@ -215,7 +281,6 @@ def _health(inputs: ConfigInputs) -> dict[str, Any]:
             "max_burst": 1,
             "simulate_drops": False,
         },
-        "metrics": {"enabled": False},
     }
 
 
@@ -225,6 +290,7 @@ SECTIONS: tuple[Callable[[ConfigInputs], dict[str, Any]], ...] = (
     _rules,
     _alert_format,
     _outputs,
+    _webserver,
     _health,
 )
 

@@ -121,6 +121,31 @@ class Layout:
         """The last sync: URL, commit, kind of ref, when, and the error if it failed."""
         return self.state_dir / "custom-config-repo.json"
 
+    @property
+    def cos_agent_record(self) -> Path:
+        """The last build of the alert rules and dashboards sent on cos-agent, by digest."""
+        return self.state_dir / "cos-agent-content.json"
+
+    # --- the local alert log ---
+    @property
+    def alert_log_dir(self) -> Path:
+        """Falco's own log directory, which systemd creates (``LogsDirectory=``).
+
+        Its name ends the way the COS collectors' ``/var/log/**/*log`` tailing expects, so
+        the alert file is shipped without any configuration on their side.
+        """
+        return self._path("/var/log/falco")
+
+    @property
+    def alert_log_file(self) -> Path:
+        """Alerts as JSON lines (Falco's ``file_output``), rotated by logrotate."""
+        return self.alert_log_dir / "falco-alerts.log"
+
+    @property
+    def logrotate_file(self) -> Path:
+        """The charm's logrotate policy for the alert log."""
+        return self._path("/etc/logrotate.d/juju-falco")
+
     # --- systemd ---
     @property
     def unit_file(self) -> Path:
@@ -163,10 +188,20 @@ class Layout:
         """Absolute path of modprobe(8), which loads the DKMS-built module before Falco."""
         return self._path("/usr/sbin/modprobe")
 
+    @property
+    def systemctl_binary(self) -> Path:
+        """Absolute path of systemctl(1), which logrotate calls to signal Falco."""
+        return self._path("/usr/bin/systemctl")
+
     def owned_paths(self) -> tuple[Path, ...]:
-        """Every top-level path the charm creates, for ``remove`` to delete."""
+        """Every top-level path the charm creates, for ``remove`` to delete.
+
+        The alert log directory is not one of them: alerts are forensic records, kept for
+        the operator after the charm is gone (README, "Logs").
+        """
         return (
             self.unit_file,
+            self.logrotate_file,
             self.config_dir,
             self.payload_parent,
             self.state_dir,

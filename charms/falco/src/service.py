@@ -110,6 +110,8 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
             topology=inputs.topology,
             http=inputs.destination.http,
             rules=rules,
+            metrics_port=config.metrics_port,
+            alert_log=layout.alert_log_file if config.alert_log else None,
         )
     )
     unit = systemd_unit.render(

@@ -34,16 +34,26 @@ ExecReload=${kill} -HUP $$MAINPID
 Restart=on-failure
 RestartSec=15s
 TimeoutStopSec=30s
-# Alerts printed on stdout and Falco's own logs on stderr both land in the journal.
+# Falco's own logs (stderr), and alerts on stdout when the alert log is off, land in the
+# journal, which Ubuntu forwards to /var/log/syslog, where the COS collector reads them.
 StandardOutput=journal
 StandardError=journal
+# Their lines there say juju-falco, not falco: distinct from a Falco the principal may run.
+SyslogIdentifier=juju-falco
 # Files Falco creates are private to root.
 UMask=0077
 ${privileges}
 # Falco never gains privileges through setuid binaries or file capabilities.
 NoNewPrivileges=yes
-# The whole OS tree is read-only: Falco reads its payload, rules and config, writes nothing.
+# The whole OS tree is read-only: Falco reads its payload, rules and config, and writes
+# nothing but the alert log.
 ProtectSystem=strict
+# The one writable exception: /var/log/falco, created by systemd at start, where file_output
+# keeps the alert log (alert-log option). It stays when the option is off, so that the unit
+# does not depend on it; Falco then writes nothing there.
+LogsDirectory=falco
+# Alerts name processes, users and files: root only (the collector reads as root).
+LogsDirectoryMode=0750
 # Home directories stay readable (the container plugin may query rootless runtimes) but
 # are never writable.
 ProtectHome=read-only

@@ -10,7 +10,10 @@ machine boundary:
                   or a loaded rules file) replaced while Falco kept running without a restart,
                   which Falco's own watcher turns into one reload;
 * file_writes   - files created, modified or removed under the machine root;
-* relation_writes - ``relation-set`` calls (the charm writes no relation data);
+* relation_writes - ``relation-set`` calls (the ``config`` of cos-agent, the only bag the charm
+                  writes);
+* lzma_compress - dashboards compressed: the rules and dashboards sent on cos-agent are built
+                  (cosl imported, dashboards compressed) only when their inputs change;
 * git_network_ops - git commands that reach a remote (fetch, clone, ls-remote), as recorded by
                   the fake machine's ``git``: the real git behind a fake network of local
                   repositories, so every fetch the charm runs is counted where it happens.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import lzma
 import os
 import sys
 import tempfile
@@ -39,13 +43,15 @@ from charm import FalcoCharm  # noqa: E402
 from git_repos import MISSING_OUTPUT, RulesRepo, rule  # noqa: E402
 from machine import FakeMachine, build_payload, changed_files  # noqa: E402
 from ops import testing  # noqa: E402
-from ops_probes import record_relation_writes  # noqa: E402
+from ops_probes import record_calls, record_relation_writes  # noqa: E402
 from tls_material import make_ca  # noqa: E402
 
 RUNS_PER_NOOP = {"config-changed": 3, "update-status": 10}
 UPDATE_STATUS_MINUTES = 5
 SYNC_INTERVAL_MINUTES = 15
 UPDATE_STATUS_HOOKS = 20
+NO_BUILD = {"lzma_compress": 0}
+ONE_RESTART = {"restarts": 1, "reloads": 0}
 REPO_HOST = "git.example"
 REPO_URL = f"ssh://git@{REPO_HOST}/org/falco-rules.git"
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVGzeGMZzHOPJ5vM/OGWcs7ZOf9U9BB36Zi5S5Xx4nD"
@@ -91,7 +97,10 @@ class Bench:
         self.machine.clear_calls()
         files, watched = self.machine.files(), self._watched()
         running = self.machine.unit()["active"]
-        with record_relation_writes() as relation_writes:
+        with (
+            record_relation_writes() as relation_writes,
+            record_calls(lzma, ("compress",)) as compressions,
+        ):
             out, seconds = timed(lambda: self.ctx.run(event(), state))
         restarts = self.machine.restarts()
         reloads = self.machine.systemctl_verbs().count("reload")
@@ -105,6 +114,7 @@ class Bench:
                 "file_writes": changed_files(files, self.machine.files()),
                 "relation_writes": relation_writes.count("relation_set"),
                 "git_network_ops": self.machine.git_network_ops(),
+                "lzma_compress": compressions.count("compress"),
             },
         )
         self.state = out
@@ -144,6 +154,8 @@ def run_sequences(base: Path) -> dict[str, list[EventStats]]:
     sequences["config-changed outputs-queue-capacity"] = [reload]
 
     sequences["http-endpoint"] = http_endpoint_sequence(Bench(base / "http"))
+    sequences["cos-agent"] = cos_agent_sequence(Bench(base / "cos-agent"))
+    sequences["alert-log"] = alert_log_sequence(Bench(base / "alert-log"))
     sequences["upgrade-charm"] = upgrade_sequence(Bench(base / "upgrade"))
     sequences["custom rules, tag ref"] = tag_sequence(Bench(base / "tag"))
     sequences["custom rules, branch ref"] = branch_sequence(Bench(base / "branch"))
@@ -273,6 +285,60 @@ def http_endpoint_sequence(bench: Bench) -> list[EventStats]:
     broken = EventStats("http-endpoint-relation-broken", expect={"restarts": 1, "reloads": 0})
     bench.dispatch(broken, lambda: bench.ctx.on.relation_broken(published), bench.state)
     return [joined, changed, again, broken]
+
+
+def cos_agent_sequence(bench: Bench) -> list[EventStats]:
+    """Relate a collector, let it answer, idle, move the metrics port, upgrade the charm."""
+    model = testing.Model(name="prod", uuid="00000000-0000-4000-8000-000000000001")
+    bench.state = dataclasses.replace(bench.state, model=model)
+    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
+    relation = testing.Relation(
+        "cos-agent", remote_app_name="opentelemetry-collector", remote_units_data={0: {}}
+    )
+    # Joined: the config is written once, the content built once; Falco is not touched.
+    joined = EventStats(
+        "cos-agent-relation-joined",
+        expect={"restarts": 0, "reloads": 0, "relation_writes": 1, "lzma_compress": 1},
+    )
+    state = dataclasses.replace(bench.state, relations={relation})
+    bench.dispatch(joined, lambda: bench.ctx.on.relation_joined(relation, remote_unit=0), state)
+    # The collector writes its (empty) tracing receivers back: nothing to do.
+    (current,) = bench.state.relations
+    answered = dataclasses.replace(current, remote_units_data={0: {"receivers": "[]"}})
+    changed = EventStats(
+        "cos-agent-relation-changed (collector's own data)", noop=True, expect=NO_BUILD
+    )
+    state = dataclasses.replace(bench.state, relations={answered})
+    bench.dispatch(changed, lambda: bench.ctx.on.relation_changed(answered, remote_unit=0), state)
+    idle = EventStats(
+        f"update-status x{UPDATE_STATUS_HOOKS} (related)", noop=True, expect=NO_BUILD
+    )
+    for _ in range(UPDATE_STATUS_HOOKS):
+        bench.dispatch(idle, bench.ctx.on.update_status, bench.state)
+    port = EventStats(
+        "config-changed metrics-port",
+        expect={"restarts": 1, "reloads": 0, "relation_writes": 1, "lzma_compress": 0},
+    )
+    state = dataclasses.replace(bench.state, config={"metrics-port": 9100})
+    bench.dispatch(port, bench.ctx.on.config_changed, state)
+    same = EventStats("config-changed (same metrics-port)", noop=True, expect=NO_BUILD)
+    bench.dispatch(same, bench.ctx.on.config_changed, bench.state)
+    # A refresh may bring new code: built again, identical, so nothing is written.
+    upgrade = EventStats("upgrade-charm (related)", noop=True, expect={"lzma_compress": 1})
+    bench.dispatch(upgrade, bench.ctx.on.upgrade_charm, bench.state)
+    return [joined, changed, idle, port, same, upgrade]
+
+
+def alert_log_sequence(bench: Bench) -> list[EventStats]:
+    """Turn the alert log off and on: one restart each (outputs change)."""
+    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
+    stats = []
+    for value in (False, True):
+        change = EventStats(f"config-changed alert-log={str(value).lower()}", expect=ONE_RESTART)
+        state = dataclasses.replace(bench.state, config={"alert-log": value})
+        bench.dispatch(change, bench.ctx.on.config_changed, state)
+        stats.append(change)
+    return stats
 
 
 def upgrade_sequence(bench: Bench) -> list[EventStats]:

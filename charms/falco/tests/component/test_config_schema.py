@@ -77,6 +77,26 @@ def test_rendered_config_validates_against_the_falco_schema(
     assert errors == []
 
 
+@pytest.mark.parametrize(
+    ("alert_log", "metrics_port"),
+    [(None, 8765), (Path("/var/log/falco/falco-alerts.log"), 8765), (None, 1), (None, 65535)],
+)
+def test_outputs_and_metrics_variants_validate(
+    validator: jsonschema.protocols.Validator, alert_log: Path | None, metrics_port: int
+) -> None:
+    """arrange: alert log on or off, a metrics port. act: build and render. assert: valid."""
+    inputs = ConfigInputs(
+        PAYLOAD, "modern_ebpf", 4, 100, TOPOLOGY, alert_log=alert_log, metrics_port=metrics_port
+    )
+
+    document: Any = yaml.safe_load(falco_config.render(falco_config.build(inputs)))
+
+    assert sorted(validator.iter_errors(document), key=str) == []
+    assert document["webserver"]["listen_port"] == metrics_port
+    assert document["file_output"]["enabled"] is (alert_log is not None)
+    assert document["stdout_output"]["enabled"] is (alert_log is None)
+
+
 def test_schema_rejects_what_the_charm_must_never_render(
     validator: jsonschema.protocols.Validator,
 ) -> None:

@@ -1,5 +1,9 @@
 """Falco on a real machine: hardened unit runs, an alert carries the Juju topology.
 
+Alerts are read from the alert log (/var/log/falco/falco-alerts.log), the local copy the
+charm keeps by default; metrics from the loopback webserver, and through a real
+opentelemetry-collector related on cos-agent.
+
 Runs on a Juju host with an LXD cloud (`make integration`); the principal is a VM because
 Falco needs the host kernel (BPF programs cannot be loaded from an LXD container). The custom
 rules tests prove on real Falco what the unit tests prove on a fake one: a rule goes live by
@@ -12,11 +16,14 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import jubilant
 
 PRINCIPAL = "ubuntu"
 UNIT = "falco/0"
+ALERT_LOG = "/var/log/falco/falco-alerts.log"
+COLLECTOR = "opentelemetry-collector"
 
 
 def run(juju: jubilant.Juju, command: str) -> str:
@@ -41,14 +48,7 @@ def test_alert_carries_the_juju_topology(juju: jubilant.Juju) -> None:
     """arrange: Falco running. act: read /etc/shadow. assert: JSON alert with topology."""
     run(juju, "sudo cat /etc/shadow > /dev/null")
 
-    alert = None
-    for _ in range(30):
-        journal = run(juju, "sudo journalctl -u juju-falco -o cat --no-pager")
-        lines = [line for line in journal.splitlines() if "Read sensitive file" in line]
-        if lines:
-            alert = json.loads(lines[-1])
-            break
-        time.sleep(2)
+    alert = alert_for(juju, "Read sensitive file untrusted")
 
     assert alert is not None
     fields = alert["output_fields"]
@@ -56,6 +56,42 @@ def test_alert_carries_the_juju_topology(juju: jubilant.Juju) -> None:
     assert fields["juju_application"] == "falco"
     assert fields["juju_charm"] == "falco"
     assert fields["juju_model"] == juju.model
+    # The alert log is the local copy: not the journal as well.
+    journal = run(juju, "sudo journalctl -u juju-falco -o cat --no-pager")
+    assert "Read sensitive file untrusted" not in journal
+    mode = run(juju, f"sudo stat -c %a {ALERT_LOG} /var/log/falco").split()
+    assert mode == ["600", "750"]
+    assert "juju-falco.service" in run(juju, "cat /etc/logrotate.d/juju-falco")
+
+
+def test_metrics_and_healthz_answer_on_loopback_only(juju: jubilant.Juju) -> None:
+    """arrange: Falco running. act: curl /metrics and /healthz, list listeners. assert."""
+    metrics = run(juju, "curl -sf http://127.0.0.1:8765/metrics")
+    healthz = run(juju, "curl -sf http://127.0.0.1:8765/healthz")
+    listeners = run(juju, "sudo ss -ltnH 'sport = :8765'")
+
+    assert "falcosecurity_falco_version_info" in metrics
+    assert "falcosecurity_scap_n_evts_total" in metrics
+    assert json.loads(healthz) == {"status": "ok"}
+    assert [line.split()[3] for line in listeners.splitlines()] == ["127.0.0.1:8765"]
+
+
+def test_cos_agent_gives_the_collector_a_localhost_scrape_job(juju: jubilant.Juju) -> None:
+    """arrange: a collector on the same principal. act: relate cos-agent. assert: config."""
+    juju.deploy(COLLECTOR)
+    juju.integrate(f"{COLLECTOR}:juju-info", PRINCIPAL)
+    juju.integrate("falco:cos-agent", f"{COLLECTOR}:cos-agent")
+    juju.wait(lambda status: jubilant.all_active(status, "falco"), error=jubilant.any_error)
+    juju.wait(lambda status: jubilant.all_agents_idle(status, "falco", COLLECTOR))
+
+    shown = json.loads(juju.cli("show-unit", UNIT, "--format", "json"))
+    (relation,) = (r for r in shown[UNIT]["relation-info"] if r["endpoint"] == "cos-agent")
+    config = json.loads(relation["local-unit"]["data"]["config"])
+    assert config["metrics_scrape_jobs"][0]["static_configs"] == [{"targets": ["localhost:8765"]}]
+    assert config["dashboards"] and config["metrics_alert_rules"]["groups"]
+    juju.remove_relation("falco:cos-agent", f"{COLLECTOR}:cos-agent")
+    juju.remove_application(COLLECTOR)
+    juju.wait(lambda status: COLLECTOR not in status.apps)
 
 
 CANARY_RULE = """\
@@ -72,10 +108,15 @@ def falco_pid(juju: jubilant.Juju) -> str:
     return run(juju, "systemctl show -p MainPID --value juju-falco").strip()
 
 
-def alert_for(juju: jubilant.Juju, rule: str, since: str = "0") -> dict[str, object] | None:
+def alerts_so_far(juju: jubilant.Juju) -> int:
+    return int(run(juju, f"sudo cat {ALERT_LOG} 2>/dev/null | wc -l").strip())
+
+
+def alert_for(juju: jubilant.Juju, rule: str, after: int = 0) -> dict[str, Any] | None:
+    """Return the last alert of ``rule`` among the alert log's lines after the first ``after``."""
     for _ in range(30):
-        journal = run(juju, f"sudo journalctl -u juju-falco -o cat --no-pager --since=@{since}")
-        alerts = [json.loads(line) for line in journal.splitlines() if line.startswith("{")]
+        lines = run(juju, f"sudo tail -n +{after + 1} {ALERT_LOG} 2>/dev/null || true")
+        alerts = [json.loads(line) for line in lines.splitlines() if line.startswith("{")]
         found = [alert for alert in alerts if alert.get("rule") == rule]
         if found:
             return dict(found[-1])
@@ -112,9 +153,9 @@ def test_refused_rules_keep_the_last_good_set(juju: jubilant.Juju) -> None:
 
     message = juju.status().get_units("falco")[UNIT].workload_status.message
     assert message.startswith("custom rules refused, the last good set runs: custom-rules")
-    since = run(juju, "date +%s").strip()
+    seen = alerts_so_far(juju)
     run(juju, "sudo cat /etc/falco-integration-canary > /dev/null")
-    assert alert_for(juju, "Integration canary read", since) is not None
+    assert alert_for(juju, "Integration canary read", seen) is not None
     juju.config("falco", reset="custom-rules")
     juju.wait(lambda status: jubilant.all_active(status, "falco"), error=jubilant.any_error)
 
@@ -131,3 +172,6 @@ def test_remove_leaves_nothing_behind(juju: jubilant.Juju) -> None:
     )
     assert leftovers.strip() == ""
     assert run(juju, "systemctl is-enabled juju-falco 2>&1 || true").strip() != "enabled"
+    # The alerts are evidence: kept for the operator, unlike everything else.
+    assert run(juju, f"sudo test -s {ALERT_LOG} && echo kept").strip() == "kept"
+    assert run(juju, "ls /etc/logrotate.d/juju-falco 2>/dev/null || true").strip() == ""

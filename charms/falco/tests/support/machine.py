@@ -117,7 +117,7 @@ class FakeMachine:
             directory.mkdir(parents=True, exist_ok=True)
         # What a real machine has before the charm arrives.
         (self.root / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
-        for directory in ("usr/src", "opt", "var/lib", "run"):
+        for directory in ("usr/src", "opt", "var/lib", "var/log", "run", "etc/logrotate.d"):
             (self.root / directory).mkdir(parents=True)
         for tool in ("usr/bin/kill", "usr/sbin/modprobe"):
             (self.root / tool).parent.mkdir(parents=True, exist_ok=True)

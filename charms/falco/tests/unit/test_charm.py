@@ -48,7 +48,13 @@ def test_install_runs_falco_hardened_with_local_alerts(
     config = rendered(machine)
     assert config["engine"]["kind"] == "modern_ebpf"
     assert config["http_output"] == {"enabled": False}
-    assert config["stdout_output"] == {"enabled": True}
+    # The local copy of every alert is the alert log, so not stdout as well.
+    assert config["file_output"] == {
+        "enabled": True,
+        "keep_alive": True,
+        "filename": str(machine.root / "var/log/falco/falco-alerts.log"),
+    }
+    assert config["stdout_output"] == {"enabled": False}
     # The config was checked with the payload's binary before going live.
     assert any("--dry-run" in argv for argv in machine.calls("falco"))
 

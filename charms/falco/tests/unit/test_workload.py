@@ -83,6 +83,10 @@ def test_dry_run_of_a_binary_that_cannot_run(tmp_path: Path) -> None:
         ({"http_output": {"enabled": True, "url": "https://x/"}}, True),
         ({"engine": {"kind": "kmod"}}, True),
         ({"plugins": []}, True),
+        ({"webserver": {"enabled": True, "listen_port": 9100}}, True),
+        ({"file_output": {"enabled": False}}, True),
+        ({"stdout_output": {"enabled": True}}, True),
+        ({"metrics": {"enabled": True, "state_counters_enabled": False}}, False),
     ],
 )
 def test_which_changes_restart(change: dict[str, object], restart: bool) -> None:
@@ -93,6 +97,10 @@ def test_which_changes_restart(change: dict[str, object], restart: bool) -> None
         "http_output": {"enabled": False},
         "outputs_queue": {"capacity": 100},
         "priority": "debug",
+        "webserver": {"enabled": True, "listen_port": 8765},
+        "file_output": {"enabled": True},
+        "stdout_output": {"enabled": False},
+        "metrics": {"enabled": True},
     }
 
     assert falco_config.needs_restart(current, current | change) is restart
@@ -105,19 +113,25 @@ def test_unreadable_current_config_means_restart() -> None:
     assert falco_config.needs_restart(None, {}) is True
 
 
-def test_unit_uses_absolute_paths_only(tmp_path: Path) -> None:
-    """arrange: a layout. act: render both units. assert: every Exec line is absolute."""
-    layout = Layout(tmp_path)
-    for kind in ("modern_ebpf", "kmod"):
-        text = systemd_unit.render(
+def rendered_units(layout: Layout) -> list[str]:
+    """Return the unit rendered for each engine, with a fake binary path."""
+    return [
+        systemd_unit.render(
             systemd_unit.UnitInputs(
-                falco_binary=tmp_path / "falco",
+                falco_binary=layout.root / "falco",
                 config_file=layout.config_file,
                 kill_binary=layout.kill_binary,
                 engine_kind=kind,
                 modprobe_binary=layout.modprobe_binary,
             )
         )
+        for kind in ("modern_ebpf", "kmod")
+    ]
+
+
+def test_unit_uses_absolute_paths_only(tmp_path: Path) -> None:
+    """arrange: a layout. act: render both units. assert: every Exec line is absolute."""
+    for text in rendered_units(Layout(tmp_path)):
         commands = [
             line.split("=", 1)[1].lstrip("+")
             for line in text.splitlines()
@@ -136,3 +150,19 @@ def test_unknown_kernel_release_is_judged_on_btf_alone(tmp_path: Path) -> None:
     assert kernel.choose("modern_ebpf", layout, has_driver_sources=True).engine_kind == (
         "modern_ebpf"
     )
+
+
+def test_the_alert_log_directory_is_the_only_writable_exception(tmp_path: Path) -> None:
+    """arrange: a layout. act: render both units. assert: strict, one logs directory."""
+    layout = Layout(tmp_path)
+    for text in rendered_units(layout):
+        directives = [line for line in text.splitlines() if line and not line.startswith("#")]
+
+        assert "ProtectSystem=strict" in directives
+        assert "LogsDirectory=falco" in directives
+        assert "LogsDirectoryMode=0750" in directives
+        writable = ("ReadWritePaths", "ReadWriteDirectories", "StateDirectory", "CacheDirectory")
+        assert not [line for line in directives if line.startswith(writable)]
+        # /var/log/falco is where the alert log is, as layout and falco.yaml say.
+        assert layout.alert_log_dir.name == "falco"
+        assert layout.alert_log_dir.parent == layout.root / "var/log"
