@@ -47,6 +47,15 @@ _RENEWING = "waiting for a new certificate on 'certificates' (serving the previo
 _UNREADABLE = "ignoring unreadable data on 'certificates' (serving the current certificate)"
 # Hooks where the tls-certificates library has work even when no relation is left.
 _TLS_HOOKS = (f"{CERTIFICATES}-relation-", "secret-")
+# Hooks in which the library's own handlers (which run before ours) load the private key.
+_KEY_LOADING_HOOKS = (
+    f"{CERTIFICATES}-relation-",
+    "leader-elected",
+    "config-changed",
+    "ingress-relation-changed",
+    "ingress-relation-broken",
+    "secret-expired",
+)
 
 
 class AlertEndpoint(ops.Object):
@@ -99,7 +108,10 @@ class AlertEndpoint(ops.Object):
         ]
         if self._provider_data_is_unreadable():
             return None  # the library would fail on it: leave it out of this hook altogether
-        return certificates.requirer(self._charm, self._request, refresh)
+        requirer = certificates.requirer(self._charm, self._request, refresh)
+        if hook.startswith(_KEY_LOADING_HOOKS):
+            certificates.replace_unusable_private_key(requirer)
+        return requirer
 
     def _provider_data_is_unreadable(self) -> bool:
         import certificates
@@ -138,6 +150,7 @@ class AlertEndpoint(ops.Object):
             return None
         import certificates
 
+        certificates.replace_unusable_private_key(self.certificates)
         return certificates.assigned_material(self.certificates, self._request)
 
     def reachable_hosts(self) -> list[str]:
@@ -184,11 +197,14 @@ class AlertEndpoint(ops.Object):
             statuses.append(ops.WaitingStatus("waiting for a certificate on 'certificates'"))
         elif not ingress_url and self.served_host(served) != (best := self.reachable_hosts()[0]):
             statuses.append(ops.WaitingStatus(f"waiting for a certificate that names {best}"))
-        elif self.certificates and self._issued is None:
+        elif self.certificates and self._request:
             import certificates
 
-            revoked = certificates.is_revoked(self.certificates, served.chain)
-            statuses.append(ops.WaitingStatus(_REVOKED if revoked else _RENEWING))
+            standing = certificates.served_standing(self.certificates, self._request, served.chain)
+            if standing != "current":
+                statuses.append(
+                    ops.WaitingStatus(_REVOKED if standing == "revoked" else _RENEWING)
+                )
         return statuses
 
     @functools.cached_property

@@ -109,20 +109,18 @@ def requirer(
     charm: ops.CharmBase, request: CertificateRequestAttributes, refresh: list[ops.BoundEvent]
 ) -> TLSCertificatesRequiresV4:
     """Return the library object that keeps this unit's key, CSR and certificate in sync."""
-    certificates = TLSCertificatesRequiresV4(
+    return TLSCertificatesRequiresV4(
         charm, RELATION, certificate_requests=[request], mode=Mode.UNIT, refresh_events=refresh
     )
-    _replace_unusable_private_key(certificates)
-    return certificates
 
 
-def _replace_unusable_private_key(certificates: TLSCertificatesRequiresV4) -> None:
+def replace_unusable_private_key(certificates: TLSCertificatesRequiresV4) -> None:
     """Generate a new private key when the library's secret holds none that can be read.
 
     The library only generates a key when its secret does not exist: with unreadable content
-    it would fail on every certificates event, or never get a certificate again. This runs
-    before the library handles the event. The key is loaded once per hook either way (the
-    library caches it), so this costs nothing when the key is fine.
+    it would fail on every certificates event, or never get a certificate again. Call it
+    before anything loads the key; the library caches the key it loads, so where the key is
+    needed anyway this costs nothing more (an RSA key takes tens of milliseconds to load).
     """
     try:
         usable = certificates.private_key is not None
@@ -151,14 +149,33 @@ def assigned_material(
     return TlsMaterial(chain=chain, key=f"{str(private_key).strip()}\n", ca=f"{str(ca).strip()}\n")
 
 
-def is_revoked(certificates: TLSCertificatesRequiresV4, chain_pem: str) -> bool:
-    """Return whether the provider lists the leaf certificate of ``chain_pem`` as revoked."""
+def served_standing(
+    certificates: TLSCertificatesRequiresV4, request: CertificateRequestAttributes, chain_pem: str
+) -> str:
+    """Say whether the served certificate is the provider's answer to our current request.
+
+    ``"current"``; ``"revoked"`` when the provider lists it as revoked; ``"stale"`` otherwise
+    (a renewal, new names or a new key pending). Read from relation data only, without the
+    private key: loading an RSA key takes tens of milliseconds, too much for every status.
+    """
     leaf = x509.load_pem_x509_certificate(chain_pem.encode())
-    return any(
-        provider_certificate.revoked
-        and x509.load_pem_x509_certificate(str(provider_certificate.certificate).encode()) == leaf
-        for provider_certificate in certificates.get_provider_certificates()
-    )
+    current = [
+        requested.certificate_signing_request
+        for requested in certificates.get_csrs_from_requirer_relation_data()
+        if request
+        == CertificateRequestAttributes.from_csr(
+            requested.certificate_signing_request, requested.is_ca
+        )
+    ]
+    standing = "stale"
+    for issued in certificates.get_provider_certificates():
+        if x509.load_pem_x509_certificate(str(issued.certificate).encode()) != leaf:
+            continue
+        if issued.revoked:
+            return "revoked"
+        if issued.certificate_signing_request in current:
+            standing = "current"
+    return standing
 
 
 def first_named(chain_pem: str, hosts: Sequence[str]) -> str | None:

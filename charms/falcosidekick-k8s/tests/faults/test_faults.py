@@ -218,16 +218,25 @@ def test_certificate_secret_expiry_renews_without_a_gap(ctx: Ctx, root: Path, ca
     assert out.unit_status == testing.ActiveStatus()
 
 
-@pytest.mark.parametrize("fault", ["rotated", "removed", "garbage"])
+@pytest.mark.parametrize(
+    ("fault", "hook"),
+    [
+        ("rotated", "update_status"),
+        ("removed", "update_status"),
+        ("garbage", "update_status"),
+        ("garbage", "config_changed"),
+        ("garbage", "leader_elected"),
+    ],
+)
 def test_private_key_secret_fault_gets_a_new_certificate_without_a_gap(
-    ctx: Ctx, root: Path, ca: Issued, fault: str
+    ctx: Ctx, root: Path, ca: Issued, fault: str, hook: str
 ) -> None:
     """arrange: serving. act: the key secret is rotated, removed or corrupted. assert.
 
-    Whatever happened to the tls library's private key secret, the next hook (here a plain
-    update-status) asks for a certificate for a usable key, the sidekick keeps serving the
-    key and certificate it has, and the answer is served with one restart; the key file
-    then matches the certificate again.
+    Whatever happened to the tls library's private key secret, the next hook (update-status,
+    or one where the library's own handler loads the key first) asks for a certificate for a
+    usable key, the sidekick keeps serving the key and certificate it has, and the answer is
+    served with one restart; the key file then matches the certificate again.
     """
     out = in_service(ctx, root, ca)
     before = served_files(root)
@@ -240,7 +249,7 @@ def test_private_key_secret_fault_gets_a_new_certificate_without_a_gap(
     csr_before = states.requested_csrs(states.relation(out, "certificates"))
 
     with record_pebble() as pebble_calls:
-        out = ctx.run(ctx.on.update_status(), with_secret(out, replacement, secret))
+        out = ctx.run(getattr(ctx.on, hook)(), with_secret(out, replacement, secret))
     assert pebble_calls.count(*RESTARTS, *WRITES) == 0
     assert served_files(root) == before
     assert still_accepting(out)
