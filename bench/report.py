@@ -67,9 +67,9 @@ def table(charms: dict[str, dict[str, Any]]) -> str:
     for charm, results in charms.items():
         for sequence, events in results["sequences"].items():
             for event in events:
-                target = "no-op" if event.get("noop") else ""
-                if event.get("expect"):
-                    target = ",".join(f"{k}={v}" for k, v in event["expect"].items())
+                targets = ["no-op"] if event.get("noop") else []
+                targets += [f"{k}={v}" for k, v in event.get("expect", {}).items()]
+                target = ",".join(targets)
                 rows.append(
                     [
                         charm,

@@ -42,7 +42,7 @@ def _juju_json(*args: str) -> dict[str, object]:
         pytest.fail(f"{NEEDS}: there is no `juju` command here.", pytrace=False)
     try:
         out = subprocess.run(
-            ["juju", *args, "--format", "json"],  # noqa: S607 - juju from PATH is the point
+            ["juju", *args, "--format", "json"],
             capture_output=True, text=True, timeout=120, check=True,
         )  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
@@ -120,21 +120,29 @@ def deployment() -> Iterator[Deployment]:
     try:
         # Kubernetes side: the sidekick with its own certificate, alerts to Loki through a
         # collector (as in COS), and Loki itself so the tests can query what arrived.
-        sidekick.deploy(sidekick_charm, "falcosidekick-k8s",
-                        resources={"falcosidekick-image": "falcosecurity/falcosidekick:2.34.1"})
+        sidekick.deploy(
+            sidekick_charm,
+            "falcosidekick-k8s",
+            resources={"falcosidekick-image": "falcosecurity/falcosidekick:2.34.1"},
+        )
         sidekick.deploy("self-signed-certificates")
         sidekick.deploy("opentelemetry-collector-k8s", trust=True)
         sidekick.deploy("loki-k8s", "loki", trust=True)
         sidekick.integrate("falcosidekick-k8s:certificates", "self-signed-certificates")
-        sidekick.integrate("falcosidekick-k8s:send-loki-logs",
-                           "opentelemetry-collector-k8s:receive-loki-logs")
+        sidekick.integrate(
+            "falcosidekick-k8s:send-loki-logs", "opentelemetry-collector-k8s:receive-loki-logs"
+        )
         sidekick.integrate("falcosidekick-k8s:logging", "loki:logging")
         sidekick.integrate("opentelemetry-collector-k8s:send-loki-logs", "loki:logging")
         sidekick.offer("falcosidekick-k8s", endpoint="http-endpoint", name="falcosidekick")
 
         # Machine side: Falco on VMs (its drivers need the host kernel, not an LXD container).
-        hosts.deploy("ubuntu", base="ubuntu@24.04", num_units=1,
-                     constraints={"virt-type": "virtual-machine"})
+        hosts.deploy(
+            "ubuntu",
+            base="ubuntu@24.04",
+            num_units=1,
+            constraints={"virt-type": "virtual-machine"},
+        )
         hosts.deploy(falco_charm, "falco")
         hosts.integrate("falco:general-info", "ubuntu")
         offer = f"admin/{sidekick_model}.falcosidekick"

@@ -22,18 +22,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 SENSITIVE_RULE = "Read sensitive file untrusted"
 MARKER_RULE = "Falco charm integration test marker"
-MARKER_FILE = "/tmp/falco-charm-it-marker"  # noqa: S108 - a file on the test VM
+MARKER_FILE = "/tmp/falco-charm-it-marker"  # on the test VM
 
 
-def eventually(check: Callable[[], T | None], timeout: float = 300, every: float = 5) -> T:
-    """Return the first truthy result of ``check``; fail after ``timeout`` seconds."""
+def eventually(
+    what: str, check: Callable[[], T | None], timeout: float = 300, every: float = 5
+) -> T:
+    """Return the first truthy result of ``check``; fail saying ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"{check.__doc__ or check} did not happen in {timeout}s")
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
         time.sleep(every)
 
 
@@ -45,13 +47,15 @@ def loki_query(deployment: Deployment, logql: str, since_s: int = 900) -> list[d
         {"query": logql, "start": now - since_s * 10**9, "end": now, "limit": 100}
     )
     url = f"http://{address}:3100/loki/api/v1/query_range?{query}"
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - http to our Loki
+    with urllib.request.urlopen(url, timeout=30) as response:
         body = json.load(response)
     streams: list[dict[str, Any]] = body["data"]["result"]
     return streams
 
 
-def alerts_in_loki(deployment: Deployment, rule: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+def alerts_in_loki(
+    deployment: Deployment, rule: str
+) -> list[tuple[dict[str, str], dict[str, Any]]]:
     """Return (stream labels, alert) of every alert of ``rule`` Loki holds."""
     found = []
     for stream in loki_query(deployment, f'{{juju_charm="falco"}} |= "{rule}"'):
@@ -63,7 +67,6 @@ def alerts_in_loki(deployment: Deployment, rule: str) -> list[tuple[dict[str, st
 
 
 def on_host(deployment: Deployment, command: str) -> str:
-    """Run ``command`` on the first principal machine."""
     return deployment.hosts.ssh("ubuntu/0", command)
 
 
@@ -79,10 +82,9 @@ def test_alert_from_a_host_reaches_loki_with_its_unit(deployment: Deployment) ->
     on_host(deployment, "sudo cat /etc/shadow > /dev/null")
 
     def arrived() -> list[tuple[dict[str, str], dict[str, Any]]]:
-        """the alert for /etc/shadow reached Loki"""
         return alerts_in_loki(deployment, SENSITIVE_RULE)
 
-    labels, alert = eventually(arrived)[-1]
+    labels, alert = eventually("the alert for /etc/shadow reaching Loki", arrived)[-1]
     assert labels["juju_unit"] == deployment.falco_unit
     assert labels["juju_application"] == "falco"
     assert labels["juju_model"] == deployment.hosts.model.rpartition(":")[2]
@@ -102,7 +104,7 @@ def test_rules_from_a_git_repository_over_ssh(deployment: Deployment, tmp_path: 
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     rule = [{
         "rule": MARKER_RULE,
-        "desc": "The integration tests' marker file was read.",
+        "desc": "The marker file of the integration tests was read.",
         "condition": f'open_read and fd.name = "{MARKER_FILE}"',
         "output": "integration test marker read (file=%fd.name process=%proc.name)",
         "priority": "WARNING",
@@ -112,7 +114,8 @@ def test_rules_from_a_git_repository_over_ssh(deployment: Deployment, tmp_path: 
 set -e
 sudo useradd --create-home --shell /usr/bin/git-shell rules 2>/dev/null || true
 sudo -u rules mkdir -p -m 700 /home/rules/.ssh
-echo '{key.with_suffix(".pub").read_text().strip()}' | sudo -u rules tee /home/rules/.ssh/authorized_keys
+echo '{key.with_suffix(".pub").read_text().strip()}' \\
+  | sudo -u rules tee /home/rules/.ssh/authorized_keys
 sudo -u rules git init -q --bare -b main /home/rules/rules.git
 work=$(mktemp -d) && cd "$work" && git init -q -b main && mkdir rules.d
 echo '{json.dumps(rule)}' > rules.d/marker.yaml
@@ -137,10 +140,9 @@ sudo chown -R rules "$work" && sudo -u rules git push -q /home/rules/rules.git m
     on_host(deployment, f"touch {MARKER_FILE} && cat {MARKER_FILE}")
 
     def fired() -> list[tuple[dict[str, str], dict[str, Any]]]:
-        """the repository's rule fired and reached Loki"""
         return alerts_in_loki(deployment, MARKER_RULE)
 
-    eventually(fired)
+    eventually("the repository rule firing into Loki", fired)
 
 
 def test_certificate_rotation_keeps_alerts_flowing(deployment: Deployment) -> None:
@@ -149,20 +151,18 @@ def test_certificate_rotation_keeps_alerts_flowing(deployment: Deployment) -> No
     deployment.sidekick.config("self-signed-certificates", {"ca-common-name": "falco-it-rotated"})
 
     def rotated() -> bool:
-        """Falco's CA file changed"""
         return on_host(deployment, "sudo cat /etc/juju-falco/http-endpoint-ca.pem") != ca_before
 
-    eventually(rotated, timeout=600)
+    eventually("Falco receiving the new CA", rotated, timeout=600)
     deployment.sidekick.wait(jubilant.all_active, error=jubilant.any_error)
     deployment.hosts.wait(jubilant.all_active, error=jubilant.any_error)
     before = len(alerts_in_loki(deployment, SENSITIVE_RULE))
     on_host(deployment, "sudo cat /etc/shadow > /dev/null")
 
     def arrived() -> bool:
-        """a new alert reached Loki through the rotated certificate"""
         return len(alerts_in_loki(deployment, SENSITIVE_RULE)) > before
 
-    eventually(arrived)
+    eventually("a new alert reaching Loki", arrived)
 
 
 def test_http_endpoint_removed_and_restored(deployment: Deployment) -> None:
@@ -171,18 +171,16 @@ def test_http_endpoint_removed_and_restored(deployment: Deployment) -> None:
     hosts.remove_relation("falco:http-endpoint", "falcosidekick")
 
     def local_only() -> bool:
-        """falco says alerts stay on the host"""
         _, unit = deployment.falco_unit_status()
         return "alerts stay on this host" in unit.workload_status.message
 
-    eventually(local_only)
+    eventually("falco saying alerts stay on the host", local_only)
     hosts.integrate("falco:http-endpoint", "falcosidekick")
     hosts.wait(jubilant.all_active, error=jubilant.any_error)
     before = len(alerts_in_loki(deployment, SENSITIVE_RULE))
     on_host(deployment, "sudo cat /etc/shadow > /dev/null")
 
     def arrived() -> bool:
-        """an alert reached Loki again"""
         return len(alerts_in_loki(deployment, SENSITIVE_RULE)) > before
 
-    eventually(arrived)
+    eventually("a new alert reaching Loki", arrived)

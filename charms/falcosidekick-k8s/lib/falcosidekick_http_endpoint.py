@@ -112,7 +112,8 @@ def check_pem_certificates(pem: str) -> str:
 def _decode_json_string(raw: str, key: str) -> str:
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    # RecursionError: JSON nested deeper than the parser's stack, from a hostile remote.
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{key!r} is not JSON text") from exc
     if not isinstance(value, str):
         raise ValueError(f"{key!r} is not a JSON string")

@@ -37,7 +37,8 @@ def read_url(databag: Mapping[str, str], key: str) -> str | None:
         return None
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError as exc:
+    # RecursionError: JSON nested deeper than the parser's stack, from a hostile remote.
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{key!r} is not JSON text") from exc
     url = data.get("url") if isinstance(data, dict) else None
     if not isinstance(url, str):

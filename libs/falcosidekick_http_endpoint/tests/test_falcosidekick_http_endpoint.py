@@ -272,6 +272,7 @@ def test_requirer_reads_several_relations(requirer_ctx: testing.Context, ca: Iss
         ({"url": json.dumps(URL), "ca_cert": '"not a pem"'}, "'ca_cert': not a PEM certificate"),
         ({"url": json.dumps(URL), "ca_cert": "-----BEGIN"}, "'ca_cert' is not JSON text"),
         ({"url": json.dumps(URL), "ca_cert": "[]"}, "'ca_cert' is not a JSON string"),
+        ({"url": "[" * 100_000 + "]" * 100_000}, "'url' is not JSON text"),
         (
             {
                 "url": json.dumps(URL),

@@ -81,3 +81,9 @@ def test_read_url_raises_nothing_but_value_error(raw: str) -> None:
     """arrange: any text. act: read. assert: a URL, None, or ValueError."""
     with contextlib.suppress(ValueError):
         read_url({"k": raw}, "k")
+
+
+def test_read_url_refuses_json_nested_too_deep() -> None:
+    """arrange: a hostile value nested past the parser's stack. act: read. assert: ValueError."""
+    with pytest.raises(ValueError, match="is not JSON text"):
+        read_url({"k": "[" * 100_000 + "]" * 100_000}, "k")

@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from scenario.mocking import _MockModelBackend, _MockPebbleClient
@@ -42,13 +43,21 @@ class Calls:
 
 
 @contextmanager
-def record_calls(target: type, methods: tuple[str, ...]) -> Iterator[Calls]:
-    """Record every call to ``methods`` of ``target`` while the context is open."""
+def record_calls(target: type | ModuleType, methods: tuple[str, ...]) -> Iterator[Calls]:
+    """Record every call to ``methods`` of ``target`` (a class or a module) while open."""
     calls = Calls()
     originals = {name: getattr(target, name) for name in methods}
     inherited = {name for name in methods if name not in vars(target)}
 
     def wrap(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        if isinstance(target, ModuleType):
+            # A module function: there is no `self` to pass along.
+            def recording_function(*args: Any, **kwargs: Any) -> Any:
+                calls.by_method.setdefault(name, []).append((args, kwargs))
+                return original(*args, **kwargs)
+
+            return functools.wraps(original)(recording_function)
+
         @functools.wraps(original)
         def recording(self: object, *args: Any, **kwargs: Any) -> Any:
             calls.by_method.setdefault(name, []).append((args, kwargs))
