@@ -27,6 +27,7 @@ VENDORED: dict[str, tuple[str, ...]] = {
     ),
     "libs/loki_rules/falco_critical_alerts.rules": (
         "charms/falco/src/loki_alert_rules/falco_critical_alerts.rules",
+        "charms/falcosidekick-k8s/src/loki_alert_rules/falco_critical_alerts.rules",
     ),
     "libs/relation_data/relation_data.py": (
         "charms/falco/lib/relation_data.py",
