@@ -24,8 +24,8 @@ TOOLS := $(CURDIR)/.tools
 UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 
 # Debian packages the component tests drive for real (installed when running as root).
-APT_PACKAGES := git openssh-server prometheus systemd
-APT_COMMANDS := git sshd promtool systemd-analyze
+APT_PACKAGES := git logrotate openssh-server prometheus systemd
+APT_COMMANDS := git logrotate sshd promtool systemd-analyze
 
 .PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo
