@@ -46,6 +46,12 @@ def _default(option: dict[str, Any]) -> str:
     return f"`{value}`"
 
 
+def _description_block(text: object) -> list[str]:
+    """The description as charmcraft.yaml has it: its line breaks and lists matter."""
+    body = str(text or "").strip("\n").rstrip()
+    return ["```text", body, "```", ""] if body else []
+
+
 def config_page(charm: str, meta: dict[str, Any]) -> str:
     """Return the config reference page of ``charm``."""
     options = (meta.get("config") or {}).get("options") or {}
@@ -58,13 +64,14 @@ def config_page(charm: str, meta: dict[str, Any]) -> str:
     if not options:
         lines.append("This charm has no configuration options.\n")
         return "\n".join(lines)
-    lines += ["| option | type | default | description |", "|---|---|---|---|"]
+    lines += ["| option | type | default |", "|---|---|---|"]
     for name, option in sorted(options.items()):
-        lines.append(
-            f"| `{name}` | {option['type']} | {_cell(_default(option))} "
-            f"| {_cell(option.get('description', ''))} |"
-        )
-    return "\n".join(lines) + "\n"
+        lines.append(f"| [`{name}`](#{name}) | {option['type']} | {_cell(_default(option))} |")
+    lines.append("")
+    for name, option in sorted(options.items()):
+        lines += [f"## `{name}`\n", f"{option['type']}, default {_default(option)}\n"]
+        lines += _description_block(option.get("description"))
+    return "\n".join(lines)
 
 
 def actions_page(charm: str, meta: dict[str, Any]) -> str:
@@ -75,7 +82,8 @@ def actions_page(charm: str, meta: dict[str, Any]) -> str:
         lines.append("This charm has no actions.\n")
         return "\n".join(lines)
     for name, action in sorted(actions.items()):
-        lines += [f"## `{name}`\n", " ".join(str(action.get("description", "")).split()) + "\n"]
+        lines.append(f"## `{name}`\n")
+        lines += _description_block(action.get("description"))
         lines.append(f"Run with `juju run {charm}/<unit> {name}`.\n")
         params = action.get("params") or {}
         if params:
