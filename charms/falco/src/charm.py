@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import alert_destination
 import alert_log
 import custom_rules
+import driver
 import falco_config
-import git_sync
-import kernel
+import health
 import kmod
 import ops
 import payload
@@ -27,14 +27,13 @@ import repo_secrets
 import service
 from cos_agent import CosAgentProvider
 from falcosidekick_http_endpoint import HttpEndpointRequirer
-from layout import SERVICE_NAME, Layout
+from layout import Layout
 
 if TYPE_CHECKING:  # imported where used: pydantic takes longer to import than ops
     from config import FalcoConfig
 
 logger = logging.getLogger(__name__)
 
-RESOURCE = "falco"
 BUNDLED_PAYLOAD = Path("payload") / "falco.tar.gz"
 
 
@@ -73,9 +72,7 @@ class FalcoCharm(ops.CharmBase):
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
 
     def _on_payload_may_change(self, _: ops.EventBase) -> None:
-        # Only install and upgrade-charm (which `juju attach-resource` also triggers) can
-        # bring a new tarball; hashing tens of MB on every hook would be waste. They are
-        # also when the charm's own code changes.
+        # Only these can bring a new tarball; they are also when the charm's own code changes.
         self._reconcile(refresh_payload=True, operator_action=True)
 
     def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
@@ -94,13 +91,7 @@ class FalcoCharm(ops.CharmBase):
             why = [status.message for status in self._observed_status()]
             event.fail(f"rules not applied: {(why or ['see juju status'])[0]}")
             return
-        event.set_results(
-            {
-                "commit": report.commit or "none",
-                "files": "\n".join(report.files) or "none (default rules only)",
-                "validation": report.problem or "ok",
-            }
-        )
+        event.set_results(report.action_results())
         if report.problem:
             event.fail(report.problem)
 
@@ -120,47 +111,35 @@ class FalcoCharm(ops.CharmBase):
         Every early return leaves what runs untouched; collect-status explains why. Returns
         what the custom rules came to, or None if it stopped before applying them.
         """
-        config = self._config
+        config, layout = self._config, self._layout
         if config is None:
             return None
         # Published whether Falco runs or not: a failing scrape is what raises FalcoDown.
         self.cos_agent.publish(config.metrics_port, self._topology, rebuild=refresh_payload)
-        alert_log.ensure_rotation(self._layout, config.alert_log)
-        current = self._ensure_payload(refresh_payload)
+        alert_log.ensure_rotation(layout, config.alert_log)
+        current, new = payload.select(layout, refresh_payload, self._payload_source)
         if current is None:
             return None
-        choice = kernel.choose(config.driver, self._layout, current.driver_sources is not None)
-        if choice.engine_kind is None:
+        if new:
+            self.unit.set_workload_version(current.falco_version)
+        engine_kind = driver.ready_engine(layout, config.driver, current, operator_action)
+        if engine_kind is None:
             return None
-        if choice.engine_kind == kernel.KMOD and current.driver_sources is not None:
-            release = kernel.kernel_release(self._layout)
-            try:
-                kmod.ensure_module(self._layout, current.driver_sources, release, operator_action)
-            except kmod.KmodError as exc:
-                logger.error("cannot build the Falco kernel module: %s", exc)
-                return None
-        rules = custom_rules.plan(self._layout, config.custom_rules, self._sync(config, sync_now))
-        destination = alert_destination.choose(self.http_endpoint.read(), self._layout)
-        inputs = service.Inputs(config, current, choice.engine_kind, self._topology, destination)
-        outcome, report = service.apply(self._layout, inputs, rules)
+        synced = repo_secrets.sync_if_due(
+            layout, config.repo_settings, self.model, self.app.name, self.clock(), sync_now
+        )
+        rules = custom_rules.plan(layout, config.custom_rules, synced)
+        destination = alert_destination.choose(self.http_endpoint.read(), layout)
+        inputs = service.Inputs(config, current, engine_kind, self._topology, destination)
+        outcome, report = service.apply(layout, inputs, rules)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
             return None
         if outcome.action is not service.Action.NONE:
             logger.info("Falco %s applied (%s)", outcome.action.value, current.falco_version)
-        for stale in payload.prune(self._layout, keep=current):
+        for stale in payload.prune(layout, keep=current):
             logger.info("removed the replaced payload %s", stale)
         return report
-
-    def _sync(self, config: FalcoConfig, now: bool) -> git_sync.SyncRecord | None:
-        """Fetch the custom config repository if due; return its sync state (None: no repo)."""
-        return git_sync.ensure(
-            self._layout,
-            config.repo_settings,
-            functools.partial(repo_secrets.credentials, self.model, self.app.name),
-            self.clock(),
-            force=now,
-        )
 
     @functools.cached_property
     def _topology(self) -> falco_config.Topology:
@@ -182,20 +161,10 @@ class FalcoCharm(ops.CharmBase):
             self._config_problem = str(exc)
             return None
 
-    def _ensure_payload(self, refresh: bool) -> payload.Payload | None:
-        """Return the payload to run, unpacking a new candidate when one may have arrived."""
-        current = payload.installed(self._layout)
-        if current is not None and not refresh:
-            return current
-        current, new = payload.ensure(self._layout, self._payload_source())
-        if new and current is not None:
-            self.unit.set_workload_version(current.falco_version)
-        return current
-
     def _payload_source(self) -> Path | None:
         """Return the attached ``falco`` resource if there is one, else the bundled tarball."""
         try:
-            attached: Path | None = self.model.resources.fetch(RESOURCE)
+            attached: Path | None = self.model.resources.fetch(payload.RESOURCE)
         except ops.ModelError:
             attached = None
         return payload.source(attached, self.charm_dir / BUNDLED_PAYLOAD)
@@ -210,34 +179,8 @@ class FalcoCharm(ops.CharmBase):
         config = self._config
         if config is None:
             return [ops.BlockedStatus(self._config_problem)]
-        found: list[ops.StatusBase] = []
-        refused = payload.rejection(self._layout)
-        if refused is not None:
-            found.append(ops.BlockedStatus(f"'{RESOURCE}' resource refused: {refused.reason}"))
-        current = payload.installed(self._layout)
-        if current is None:
-            return [
-                *found,
-                ops.BlockedStatus("no usable Falco payload: attach the 'falco' resource"),
-            ]
-        choice = kernel.choose(config.driver, self._layout, current.driver_sources is not None)
-        problems = [
-            choice.reason if choice.engine_kind is None else None,
-            kmod.failure(self._layout) if choice.engine_kind == kernel.KMOD else None,
-            service.config_rejection(self._layout),
-            custom_rules.read_report(self._layout).problem,
-        ]
-        found.extend(ops.BlockedStatus(problem) for problem in problems if problem)
-        if not service.is_running():
-            state = "failed" if service.has_failed() else "not running"
-            found.append(
-                ops.BlockedStatus(f"Falco is {state}: see `journalctl -u {SERVICE_NAME}`")
-            )
-        reading = self.http_endpoint.read()
-        concern = alert_destination.concern(alert_destination.choose(reading, self._layout))
-        if concern is not None:
-            found.append(ops.StatusBase.from_name(*concern))
-        return found
+        found = health.findings(self._layout, config.driver, self.http_endpoint.read())
+        return [ops.StatusBase.from_name(name, message) for name, message in found]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -361,7 +361,6 @@ def plan(layout: Layout, inline: str, synced: SyncRecord | None) -> Plan:
 
 
 # ------------------------------------------------------------------------------ record
-# ------------------------------------------------------------------------------ record
 @dataclass(frozen=True)
 class Report:
     """What the custom rules came to, for the status and the refresh-rules action."""
@@ -369,6 +368,14 @@ class Report:
     files: tuple[str, ...] = ()
     commit: str | None = None
     problem: str | None = None
+
+    def action_results(self) -> dict[str, str]:
+        """Return the refresh-rules action's results: what runs, from where, the verdict."""
+        return {
+            "commit": self.commit or "none",
+            "files": "\n".join(self.files) or "none (default rules only)",
+            "validation": self.problem or "ok",
+        }
 
 
 def read_report(layout: Layout) -> Report:

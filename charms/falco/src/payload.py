@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import falco_cli
 import records
 from layout import Layout
 
+# The charm resource an operator may attach to replace the bundled tarball.
+RESOURCE = "falco"
 FALCO_BINARY = "usr/bin/falco"
 CONTAINER_PLUGIN = "usr/share/falco/plugins/libcontainer.so"
 DEFAULT_RULES = "etc/falco/falco_rules.yaml"
@@ -211,6 +214,20 @@ def ensure(layout: Layout, tarball: Path | None) -> tuple[Payload | None, bool]:
         return current, False
     record(layout, candidate)
     return candidate, True
+
+
+def select(
+    layout: Layout, refresh: bool, offered: Callable[[], Path | None]
+) -> tuple[Payload | None, bool]:
+    """Return the payload to run and whether it is new; look at ``offered()`` only on refresh.
+
+    Only install and upgrade-charm (which `juju attach-resource` also triggers) can bring a
+    new tarball; hashing tens of MB on every hook would be waste.
+    """
+    current = installed(layout)
+    if current is not None and not refresh:
+        return current, False
+    return ensure(layout, offered())
 
 
 def prune(layout: Layout, keep: Payload) -> list[Path]:

@@ -8,10 +8,13 @@ contains secret content.
 
 from __future__ import annotations
 
+import functools
 import re
 
+import git_sync
 import ops
-from git_sync import DEFAULT_HTTPS_USER, Credentials, Settings, SyncError
+from git_sync import DEFAULT_HTTPS_USER, Credentials, Settings, SyncError, SyncRecord
+from layout import Layout
 from repository import SSH
 
 SSH_KEY_OPTION = "custom-config-repo-ssh-key"
@@ -61,3 +64,19 @@ def credentials(model: ops.Model, app: str, settings: Settings) -> Credentials:
             f"`juju update-secret {settings.token_secret} value=<token>`"
         )
     return Credentials(token=token, token_user=content.get("username") or DEFAULT_HTTPS_USER)
+
+
+def sync_if_due(
+    layout: Layout,
+    settings: Settings | None,
+    model: ops.Model,
+    app: str,
+    now: float,
+    force: bool = False,
+) -> SyncRecord | None:
+    """Fetch the repository if due (or ``force``); return its sync state, None without one.
+
+    The secrets are read only if a fetch actually happens.
+    """
+    read_secrets = functools.partial(credentials, model, app)
+    return git_sync.ensure(layout, settings, read_secrets, now, force=force)
