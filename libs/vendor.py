@@ -41,6 +41,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/tests/shared/ops_probes.py",
         "charms/falcosidekick-k8s/tests/shared/ops_probes.py",
     ),
+    "libs/testing/real_tools.py": (
+        "charms/falco/tests/shared/real_tools.py",
+        "charms/falcosidekick-k8s/tests/shared/real_tools.py",
+    ),
     "libs/testing/tls_material.py": (
         "charms/falco/tests/shared/tls_material.py",
         "charms/falcosidekick-k8s/tests/shared/tls_material.py",

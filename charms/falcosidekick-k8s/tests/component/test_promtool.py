@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import alert_rules
 import pytest
+import real_tools
 import sidekick_states as states
 import yaml
 
@@ -17,13 +16,7 @@ TOPOLOGY = states.TOPOLOGY
 
 @pytest.fixture(name="promtool")
 def promtool_fixture() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        message = "promtool not found: install Debian's prometheus (make deps does, as root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return real_tools.require("promtool", "prometheus")
 
 
 def test_rendered_prometheus_rules_pass_promtool(promtool: str, tmp_path: Path) -> None:
