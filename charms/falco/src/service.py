@@ -151,6 +151,9 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 def _sync(path: Path, text: str | None) -> None:
+    """Make ``path`` hold ``text`` (absent for None), touching it only if it differs."""
+    if _read(path) == text:
+        return
     if text is None:
         path.unlink(missing_ok=True)
     else:

@@ -44,6 +44,29 @@ def test_related_sidekick_with_ca_gets_alerts_verified_against_that_ca(
     assert machine.restarts() == 1
 
 
+def test_new_url_restarts_once_and_rewrites_only_falco_yaml(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine, ca_pem: str
+) -> None:
+    """arrange: alerts go to the sidekick. act: it publishes a new URL, same CA. assert.
+
+    One restart, and the unit file and the CA, unchanged, are not written again.
+    """
+    relation = sidekick_relation(ca_pem=ca_pem)
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, relations={relation}))
+    machine.clear_calls()
+    before = machine.files()
+    moved = sidekick_relation("https://sidekick.example:2901/", ca_pem=ca_pem)
+
+    ctx.run(ctx.on.relation_changed(moved), dataclasses.replace(out, relations={moved}))
+
+    after = machine.files()
+    assert sorted(k for k in {*before, *after} if before.get(k) != after.get(k)) == [
+        "etc/juju-falco/falco.yaml"
+    ]
+    assert http_output(machine)["url"] == "https://sidekick.example:2901/"
+    assert machine.restarts() == 1
+
+
 def test_sidekick_without_ca_uses_the_system_trust_store(
     ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
 ) -> None:
