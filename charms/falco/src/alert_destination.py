@@ -13,6 +13,7 @@ import falco_config
 from falco_config import HttpDestination
 from falcosidekick_http_endpoint import EndpointReading
 from layout import Layout
+from messages import shorten
 
 RELATION = "http-endpoint"
 
@@ -69,7 +70,9 @@ def concern(destination: Destination) -> tuple[str, str] | None:
     """Return the status (name, message) the operator should see about alerts, if any."""
     if destination.rejected:
         kept = "keeping the previous destination" if destination.http else "alerts stay local"
-        return "blocked", f"http-endpoint data ignored ({kept}): {destination.rejected[0]}"
+        # The reason may quote the remote data, which can be anything.
+        why = shorten(destination.rejected[0])
+        return "blocked", f"http-endpoint data ignored ({kept}): {why}"
     if destination.pending:
         return "waiting", f"waiting for {destination.pending[0]} to publish its URL"
     if destination.http is None:

@@ -28,6 +28,7 @@ import service
 from cos_agent import CosAgentProvider
 from falcosidekick_http_endpoint import HttpEndpointRequirer
 from layout import Layout
+from messages import status_line
 
 if TYPE_CHECKING:  # imported where used: pydantic takes longer to import than ops
     from config import FalcoConfig
@@ -178,9 +179,9 @@ class FalcoCharm(ops.CharmBase):
         """Return what is wrong or worth knowing, from facts observed on the machine."""
         config = self._config
         if config is None:
-            return [ops.BlockedStatus(self._config_problem)]
+            return [ops.BlockedStatus(status_line(self._config_problem))]
         found = health.findings(self._layout, config.driver, self.http_endpoint.read())
-        return [ops.StatusBase.from_name(name, message) for name, message in found]
+        return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 
 
 if __name__ == "__main__":  # pragma: no cover

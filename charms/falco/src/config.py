@@ -17,6 +17,7 @@ import git_sync
 import pydantic
 import repository
 import yaml
+from messages import shorten
 
 Driver = Literal["modern_ebpf", "kmod", "auto"]
 # Falco's priority names (falco.yaml `priority`), lowest kept level included.
@@ -113,7 +114,7 @@ class FalcoConfig(pydantic.BaseModel):
         try:
             items: Any = falco_config.load_yaml(value)
         except yaml.YAMLError as exc:
-            raise ValueError(f"not valid YAML: {str(exc).splitlines()[0]}") from exc
+            raise ValueError(f"not valid YAML: {shorten(str(exc).splitlines()[0])}") from exc
         if items is None:
             return ""
         if not isinstance(items, list) or not all(

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from messages import shorten
+
 VERSION_TIMEOUT_S = 60
 # Loading the default ruleset and the container plugin takes about a second; a slow or
 # overloaded machine gets ample margin before we call the binary unusable.
 DRY_RUN_TIMEOUT_S = 180
 VALIDATE_TIMEOUT_S = 180
-_MAX_MESSAGE = 200
 
 
 class FalcoCliError(Exception):
@@ -52,16 +53,12 @@ class RulesVerdict:
     message: str = ""
 
 
-def _shorten(text: str) -> str:
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
-
-
 def _error_line(stderr: str, returncode: int) -> str:
     """Return Falco's own one-line explanation of a failure, shortened for a status."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("Error:")]
     chosen = (errors or lines or [f"exit code {returncode}"])[-1]
-    return _shorten(chosen.removeprefix("Error:").strip())
+    return shorten(chosen.removeprefix("Error:").strip())
 
 
 def _run(args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
@@ -114,7 +111,7 @@ def _first_error(result: dict[str, Any]) -> str:
     named = [loc for loc in locations if isinstance(loc, dict) and loc.get("item_name")]
     if named:
         message += f" ({named[-1].get('item_type', 'item')} '{named[-1]['item_name']}')"
-    return _shorten(message)
+    return shorten(message)
 
 
 def _load_results(stdout: str) -> list[dict[str, Any]] | None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import records
 from layout import Layout
+from messages import shorten
 from repository import SSH, Repository, pins_host
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ DEFAULT_HTTPS_USER = "x-access-token"
 GIT_TIMEOUT_S = 300
 SSH_CONNECT_TIMEOUT_S = 20
 LOCAL_GIT_TIMEOUT_S = 60
-_MAX_MESSAGE = 200
 # What this charm reads from the repository; everything else is never even listed.
 SYNCED_DIRS = ("rules.d", "config.override.d")
 
@@ -257,7 +257,7 @@ def _last_line(stderr: bytes) -> str:
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
     lines = [line for line in lines if line]
     text = lines[-1] if lines else "no output"
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+    return shorten(text)
 
 
 def _explain(stderr: bytes, repository: Repository) -> str:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import records
 from layout import Layout
+from messages import shorten
 
 MODULE = "falco"
 DKMS_TIMEOUT_S = 1200
-_MAX_MESSAGE = 200
 
 
 class KmodError(Exception):
@@ -68,7 +68,7 @@ def _run(args: list[str], timeout: int = DKMS_TIMEOUT_S) -> subprocess.Completed
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     last = lines[-1] if lines else "no output"
-    return last if len(last) <= _MAX_MESSAGE else last[: _MAX_MESSAGE - 3] + "..."
+    return shorten(last)
 
 
 def installed(version: str, release: str) -> bool:

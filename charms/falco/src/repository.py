@@ -16,6 +16,8 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from messages import shorten
+
 SSH = "ssh"
 HTTPS = "https"
 # The prior charm's form first: git+ssh://user@host[:port]/path[@ref].
@@ -77,6 +79,9 @@ class Repository:
 def parse_repository(url: str) -> Repository:
     """Return the repository ``url`` names; raise ValueError saying what is wrong."""
     url = url.strip()
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        # git and ssh take the URL as an argument: no NUL, no line breaks, no escapes.
+        raise ValueError("the URL contains control characters")
     if _SCP_LIKE.match(url):
         raise ValueError(
             "use the URL form git+ssh://user@host/path[@ref] instead of user@host:path"
@@ -100,7 +105,7 @@ def parse_repository(url: str) -> Repository:
         raise ValueError(f"port {port} is not between 1 and 65535")
     ref = match["ref"] or ""
     if ref and not _REF.match(ref):
-        raise ValueError(f"'{ref}' is not a branch, tag or commit name")
+        raise ValueError(f"'{shorten(ref, 60)}' is not a branch, tag or commit name")
     if ".." in match["path"].split("/"):
         raise ValueError("the repository path must not contain '..'")
     return Repository(transport, match["host"], match["path"], ref, user, port)
@@ -121,7 +126,7 @@ def known_hosts_problem(text: str) -> str | None:
     for number, fields in _known_hosts_entries(text):
         if fields[0].startswith("@"):
             if fields[0] not in ("@cert-authority", "@revoked"):
-                return f"line {number}: unknown marker {fields[0]}"
+                return f"line {number}: unknown marker {shorten(fields[0], 40)}"
             fields = fields[1:]
         if len(fields) < 3 or not _KEY_TYPES.match(fields[1]):
             return f"line {number} is not '<host> <key type> <base64 key>'"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from charm import FalcoCharm
-from conftest import REPO_HOST, Rig
+from falco_rig import REPO_HOST, Rig
 from git_repos import MISSING_OUTPUT, OVERRIDE_DEFAULT, rule
 from machine import FakeMachine, changed_files
 from ops import testing

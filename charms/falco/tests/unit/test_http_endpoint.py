@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 from charm import FalcoCharm
-from conftest import SIDEKICK, SIDEKICK_URL, sidekick_relation
+from falco_rig import SIDEKICK, SIDEKICK_URL, sidekick_relation
 from machine import FakeMachine, changed_files
 from ops import testing
 
@@ -166,3 +166,28 @@ def test_malformed_data_from_the_start_keeps_alerts_local(
     assert http_output(machine) == {"enabled": False}
     assert isinstance(out.unit_status, testing.BlockedStatus)
     assert out.unit_status.message.startswith("http-endpoint data ignored (alerts stay local)")
+
+
+def test_a_huge_url_is_ignored_and_quoted_short(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine, ca_pem: str
+) -> None:
+    """arrange: alerts go to the sidekick. act: it publishes a 20 kB URL. assert.
+
+    Found by fuzzing: the status quoted the whole URL. It is ignored (nothing written, no
+    restart) and the status stays one short line.
+    """
+    relation = sidekick_relation(ca_pem=ca_pem)
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, relations={relation}))
+    machine.clear_calls()
+    before = machine.files()
+    huge = sidekick_relation("https://" + "0" * 20_000, ca_pem=ca_pem)
+
+    out = ctx.run(ctx.on.relation_changed(huge), dataclasses.replace(out, relations={huge}))
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.unit_status.message.startswith(
+        f"http-endpoint data ignored (keeping the previous destination): {SIDEKICK}: not an"
+    )
+    assert len(out.unit_status.message) <= 300
+    assert changed_files(before, machine.files()) == 0
+    assert machine.restarts() == 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from charm import FalcoCharm
-from conftest import DEPLOY_KEY, HOST_KEY, REPO_HOST, FakeClock, Rig, repo_config
+from falco_rig import DEPLOY_KEY, HOST_KEY, REPO_HOST, FakeClock, Rig, repo_config
 from git_repos import MISSING_OUTPUT, RulesRepo, rule
 from machine import FakeMachine, changed_files
 from ops import testing

@@ -64,12 +64,25 @@ def test_repository_urls_the_charm_accepts(url: str, expected: Repository) -> No
         ("git+ssh://git@example.com/rules.git@a..b", "is not a branch, tag"),
         ("git+ssh://git@-oProxyCommand=evil/rules.git", "expected git+ssh://"),
         ("git+ssh://git@example.com/../rules.git", "must not contain '..'"),
+        # Found by fuzzing: user and path let any character through, and a NUL in git's
+        # arguments made the hook crash instead of blocking.
+        ("git+ssh://g\x00it@example.com/rules.git", "contains control characters"),
+        ("git+ssh://git@example.com/ru\x1bles.git@v1", "contains control characters"),
+        ("https://example.com/rules\x7f.git", "contains control characters"),
     ],
 )
 def test_repository_urls_the_charm_refuses(url: str, problem: str) -> None:
     """arrange: an unusable or unsafe URL. act: parse. assert: ValueError saying why."""
     with pytest.raises(ValueError, match=problem.replace(".", r"\.").replace("+", r"\+")):
         repository.parse_repository(url)
+
+
+def test_a_long_wrong_ref_is_quoted_short() -> None:
+    """arrange: a wrong ref of 500 characters. act: parse. assert: the message stays short."""
+    with pytest.raises(ValueError, match="is not a branch, tag or commit name") as refused:
+        repository.parse_repository("git+ssh://git@example.com/rules.git@" + "x" * 500 + ":")
+
+    assert len(str(refused.value)) < 120
 
 
 def test_repository_names_for_known_hosts_and_messages() -> None:
@@ -102,6 +115,7 @@ def _hashed(name: str) -> str:
         (f"git.example ssh-foo {KEY}", "line 1 is not '<host> <key type> <base64 key>'"),
         ("git.example ssh-ed25519 not!base64", "line 1: the key is not base64"),
         (f"@trusted git.example ssh-ed25519 {KEY}", "line 1: unknown marker @trusted"),
+        (f"@{'x' * 500} h ssh-ed25519 {KEY}", f"line 1: unknown marker @{'x' * 36}..."),
     ],
 )
 def test_known_hosts_lines_are_checked(text: str, problem: str | None) -> None:

@@ -1,4 +1,7 @@
-"""Fixtures: a fake machine under a temporary root, a charm directory with a payload."""
+"""The charm on a fake machine: fixtures and helpers shared by the unit and fault tests.
+
+The conftest of each test directory registers the fixtures by importing them from here.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,22 @@
+"""Status-ready text from text the charm does not control. No Ops.
+
+Statuses quote git's and Falco's errors, remote data and option values; whatever they
+say, a status stays one line that `juju status` can show.
+"""
+
+from __future__ import annotations
+
+MAX_QUOTED = 200
+# What `juju status` shows well; a status quoting more is cut (its quotes are cut first).
+MAX_STATUS = 300
+
+
+def shorten(text: str, limit: int = MAX_QUOTED) -> str:
+    """Return ``text`` on one line and at most ``limit`` characters long."""
+    flat = " ".join(text.splitlines())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def status_line(text: str) -> str:
+    """Return ``text`` fit for a status: one line, at most MAX_STATUS characters."""
+    return shorten(text, MAX_STATUS)

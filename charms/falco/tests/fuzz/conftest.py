@@ -1,0 +1,116 @@
+"""Hypothesis profiles for the fuzz tests, chosen with ``HYPOTHESIS_PROFILE``, and the worlds.
+
+* ``ci`` (the default, what ``make test`` runs): a fixed number of examples, about 600 in
+  all, derandomized so that CI is reproducible and a failure shows up on every run;
+* ``fuzz`` (``make fuzz``): many more random examples, with the example database, to look
+  for new failures.
+
+Dispatches take tens to hundreds of milliseconds, so no deadline: time is the bench's business.
+Each test runs its share of the profile's examples (``worlds.examples``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pytest
+from falco_rig import DEPLOY_KEY, HOST_KEY, KNOWN_HOSTS, REPO_HOST, REPO_URL, SIDEKICK
+from git_repos import RulesRepo, rule
+from hypothesis import HealthCheck, Phase, settings
+from ops import testing
+from tls_material import make_ca
+from worlds import World
+
+_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+# Hypothesis's "explain" phase reruns a failing example hundreds of times to point at lines;
+# with hooks of hundreds of milliseconds it would take minutes for little.
+_PHASES = [phase for phase in Phase if phase is not Phase.explain]
+
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SLOW_IS_FINE,
+    phases=_PHASES,
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=1000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=_SLOW_IS_FINE,
+    phases=_PHASES,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+SIDEKICK_URL = "https://falcosidekick.example:2801/"
+HTTPS_REPO = f"https://{REPO_HOST}/org/falco-rules.git"
+TOKEN = "s3cr3t-t0ken-of-the-fuzz-world"  # noqa: S105 - the fake server's token
+SIDEKICK_CA = make_ca("Fuzz sidekick CA").cert_pem
+
+
+@pytest.fixture(name="related_world", scope="module")
+def related_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Alerts to a sidekick over verified TLS, metrics to a collector, inline rules."""
+    world = World(tmp_path_factory.mktemp("related-world"))
+    sidekick = testing.Relation(
+        "http-endpoint",
+        remote_app_name=SIDEKICK,
+        remote_app_data={"url": json.dumps(SIDEKICK_URL), "ca_cert": json.dumps(SIDEKICK_CA)},
+    )
+    collector = testing.Relation(
+        "cos-agent", remote_app_name="opentelemetry-collector", remote_units_data={0: {}}
+    )
+    state = dataclasses.replace(
+        world.state,
+        config={"custom-rules": rule("Inline fuzz rule")},
+        relations={sidekick, collector},
+    )
+    world.settle(state, lambda ctx: ctx.on.install())
+    return world
+
+
+def _serve(world: World) -> None:
+    repo = RulesRepo(world.base / "server")
+    repo.commit({"rules.d/10-custom.yaml": rule("Repository fuzz rule")})
+    repo.tag("v1")
+    world.machine.serve(REPO_URL, repo.bare)
+    world.machine.serve(HTTPS_REPO, repo.bare)
+
+
+@pytest.fixture(name="ssh_world", scope="module")
+def ssh_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Rules from a repository at a tag over (fake) ssh, with a deploy key secret."""
+    world = World(tmp_path_factory.mktemp("ssh-world"))
+    _serve(world)
+    world.machine.set_network(host_keys={REPO_HOST: HOST_KEY}, deploy_keys={REPO_HOST: DEPLOY_KEY})
+    key = testing.Secret(tracked_content={"value": DEPLOY_KEY}, label="deploy-key")
+    config = {
+        "custom-config-repository": f"git+ssh://git@{REPO_HOST}/org/falco-rules.git@v1",
+        "custom-config-repo-ssh-key": key.id,
+        "custom-config-repo-known-hosts": KNOWN_HOSTS,
+    }
+    state = dataclasses.replace(world.state, config=config, secrets={key})
+    world.settle(state, lambda ctx: ctx.on.install())
+    return world
+
+
+@pytest.fixture(name="https_world", scope="module")
+def https_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Rules from a repository at a tag over (fake) https, with a token secret."""
+    world = World(tmp_path_factory.mktemp("https-world"))
+    _serve(world)
+    world.machine.set_network(tokens={REPO_HOST: f"x-access-token:{TOKEN}"})
+    token = testing.Secret(tracked_content={"value": TOKEN}, label="token")
+    config = {
+        "custom-config-repository": f"{HTTPS_REPO}@v1",
+        "custom-config-repo-token": token.id,
+    }
+    state = dataclasses.replace(world.state, config=config, secrets={token})
+    world.settle(state, lambda ctx: ctx.on.install())
+    return world

@@ -1,0 +1,104 @@
+"""Fuzz every remote databag the charm can see: the sidekick's and the collector's.
+
+Remote applications are not trusted to write well-formed data. Properties:
+
+* whatever is written, no hook fails, the status is one of the four kinds, one line with a
+  reason when not Active, Falco is restarted once at most, and the charm writes no relation
+  data it did not write before;
+* a sidekick bag wrong by construction (a URL that is not JSON, not a string, not http(s);
+  a CA that is not JSON or not a PEM certificate; huge values) changes nothing: Falco keeps
+  posting where it did, with the CA it had, and the status says the data was ignored;
+* bags the charm never reads (the collector's, the sidekick units') change nothing at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from conftest import SIDEKICK_CA
+from garbage import ANY_BAG, any_endpoint_bags, invalid_endpoint_bags
+from hypothesis import given
+from hypothesis import strategies as st
+from ops import testing
+from worlds import Outcome, World, examples
+
+UNIT_IDS = st.integers(0, 20)
+
+
+def changed(world: World, relation: testing.Relation, hook: str = "changed") -> Outcome:
+    """Dispatch ``hook`` on ``relation`` (in place of the world's) from its first unit."""
+    units = sorted(relation.remote_units_data) or [0]
+    event = getattr(world.ctx.on, f"relation_{hook}")(relation, remote_unit=units[0])
+    return world.dispatch(event, world.with_relation(relation))
+
+
+@examples(1.5)
+@given(bag=invalid_endpoint_bags(SIDEKICK_CA))
+def test_sidekick_garbage_changes_nothing(related_world: World, bag: dict[str, str]) -> None:
+    """arrange: alerts go to the sidekick. act: its bag becomes garbage. assert: nothing.
+
+    Falco keeps its destination and CA (no file, no restart); the status says why.
+    """
+    relation = dataclasses.replace(related_world.relation("http-endpoint"), remote_app_data=bag)
+
+    outcome = changed(related_world, relation)
+
+    outcome.assert_sane()
+    outcome.assert_untouched()
+    status = outcome.out.unit_status
+    assert isinstance(status, testing.BlockedStatus)
+    assert status.message.startswith(
+        "http-endpoint data ignored (keeping the previous destination): "
+    )
+
+
+@examples(1)
+@given(bag=any_endpoint_bags(SIDEKICK_CA))
+def test_any_sidekick_data_is_survived(related_world: World, bag: dict[str, str]) -> None:
+    """arrange: alerts go to the sidekick. act: it writes anything. assert: sane, one restart."""
+    relation = dataclasses.replace(related_world.relation("http-endpoint"), remote_app_data=bag)
+
+    outcome = changed(related_world, relation)
+
+    outcome.assert_sane()
+    outcome.assert_no_relation_writes()
+    outcome.assert_at_most_one_action()
+    assert outcome.reloads == 0  # where alerts go is always applied with a restart
+
+
+@examples(1)
+@given(
+    units=st.dictionaries(UNIT_IDS, ANY_BAG, min_size=1, max_size=3),
+    app=ANY_BAG,
+    hook=st.sampled_from(["joined", "changed"]),
+)
+def test_collector_data_changes_nothing(
+    related_world: World, units: dict[int, dict[str, str]], app: dict[str, str], hook: str
+) -> None:
+    """arrange: related to a collector. act: it writes anything. assert: nothing at all."""
+    relation = dataclasses.replace(
+        related_world.relation("cos-agent"), remote_units_data=units, remote_app_data=app
+    )
+
+    outcome = changed(related_world, relation, hook)
+
+    outcome.assert_sane()
+    outcome.assert_untouched()
+
+
+@examples(0.5)
+@given(units=st.dictionaries(UNIT_IDS, ANY_BAG, min_size=1, max_size=3))
+def test_sidekick_unit_bags_change_nothing(
+    related_world: World, units: dict[int, dict[str, Any]]
+) -> None:
+    """arrange: alerts go to the sidekick. act: its units write anything. assert: nothing."""
+    relation = dataclasses.replace(
+        related_world.relation("http-endpoint"), remote_units_data=units
+    )
+
+    outcome = changed(related_world, relation)
+
+    outcome.assert_sane()
+    outcome.assert_untouched()
+    assert outcome.out.unit_status == testing.ActiveStatus()
