@@ -162,7 +162,7 @@ class FalcoCharm(ops.CharmBase):
             self._config_problem = str(exc)
             return None
 
-    def _payload_source(self) -> Path | None:
+    def _payload_source(self) -> payload.Offer | None:
         """Return the attached ``falco`` resource if there is one, else the bundled tarball."""
         try:
             attached: Path | None = self.model.resources.fetch(payload.RESOURCE)

@@ -28,7 +28,7 @@ def findings(
     found: list[tuple[str, str]] = []
     refused = payload.rejection(layout)
     if refused is not None:
-        found.append((BLOCKED, f"'{payload.RESOURCE}' resource refused: {refused.reason}"))
+        found.append((BLOCKED, refused.message))
     current = payload.installed(layout)
     if current is None:
         return [*found, (BLOCKED, NO_PAYLOAD)]

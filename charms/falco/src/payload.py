@@ -23,6 +23,9 @@ from layout import Layout
 
 # The charm resource an operator may attach to replace the bundled tarball.
 RESOURCE = "falco"
+RESOURCE_ORIGIN = "resource"
+# The tarball inside the charm itself (a refresh of the charm brings a new one).
+BUNDLED_ORIGIN = "bundled"
 FALCO_BINARY = "usr/bin/falco"
 CONTAINER_PLUGIN = "usr/share/falco/plugins/libcontainer.so"
 DEFAULT_RULES = "etc/falco/falco_rules.yaml"
@@ -70,19 +73,38 @@ class Payload:
 
 
 @dataclass(frozen=True)
+class Offer:
+    """A candidate tarball and where it comes from, so that a refusal names the culprit."""
+
+    tarball: Path
+    origin: str = RESOURCE_ORIGIN
+
+
+@dataclass(frozen=True)
 class Rejection:
-    """Why the payload with this digest was refused."""
+    """Why the payload with this digest was refused, and where it came from."""
 
     sha256: str
     reason: str
+    origin: str = RESOURCE_ORIGIN
+
+    @property
+    def message(self) -> str:
+        """The refusal as the status says it, naming what the operator can replace."""
+        if self.origin == RESOURCE_ORIGIN:
+            return f"'{RESOURCE}' resource refused: {self.reason}"
+        return (
+            f"the charm's bundled Falco tarball refused: {self.reason} "
+            f"(attach a working '{RESOURCE}' resource)"
+        )
 
 
-def source(attached: Path | None, bundled: Path) -> Path | None:
+def source(attached: Path | None, bundled: Path) -> Offer | None:
     """Return the attached resource if there is one, else the bundled tarball if present."""
     # Charmhub needs a resource revision to exist; an empty file means "none attached".
     if attached is not None and attached.stat().st_size > 0:
-        return attached
-    return bundled if bundled.is_file() else None
+        return Offer(attached, RESOURCE_ORIGIN)
+    return Offer(bundled, BUNDLED_ORIGIN) if bundled.is_file() else None
 
 
 def digest(tarball: Path) -> str:
@@ -114,7 +136,8 @@ def rejection(layout: Layout) -> Rejection | None:
     data = records.read(layout.payload_rejection) or {}
     if "sha256" not in data or "reason" not in data:
         return None
-    return Rejection(sha256=str(data["sha256"]), reason=str(data["reason"]))
+    origin = str(data.get("origin", RESOURCE_ORIGIN))
+    return Rejection(sha256=str(data["sha256"]), reason=str(data["reason"]), origin=origin)
 
 
 def _unpack(tarball: Path, destination: Path) -> None:
@@ -183,21 +206,22 @@ def record(layout: Layout, payload: Payload) -> bool:
     return changed
 
 
-def record_rejection(layout: Layout, sha256: str, reason: str) -> bool:
-    """Remember that the payload ``sha256`` was refused; return True if that is news."""
-    return records.write(layout.payload_rejection, {"sha256": sha256, "reason": reason})
+def record_rejection(layout: Layout, refused: Rejection) -> bool:
+    """Remember that a payload was refused; return True if that is news."""
+    return records.write(layout.payload_rejection, asdict(refused))
 
 
-def ensure(layout: Layout, tarball: Path | None) -> tuple[Payload | None, bool]:
-    """Return the payload to run for the candidate ``tarball``, and whether it is new.
+def ensure(layout: Layout, offer: Offer | None) -> tuple[Payload | None, bool]:
+    """Return the payload to run for the candidate ``offer``, and whether it is new.
 
     A candidate already in use or already refused costs a digest and nothing else; a new
     one is unpacked and checked, and either becomes the payload to run or is recorded as
     refused while the current payload stays.
     """
     current = installed(layout)
-    if tarball is None:
+    if offer is None:
         return current, False
+    tarball = offer.tarball
     sha256 = digest(tarball)
     if current is not None and current.sha256 == sha256:
         # The refused candidate, if any, is no longer offered: stop reporting it.
@@ -210,14 +234,14 @@ def ensure(layout: Layout, tarball: Path | None) -> tuple[Payload | None, bool]:
         candidate = stage(layout, tarball, sha256)
     except PayloadError as exc:
         logger.error("refusing the Falco payload %s: %s", tarball, exc)
-        record_rejection(layout, sha256, str(exc))
+        record_rejection(layout, Rejection(sha256, str(exc), offer.origin))
         return current, False
     record(layout, candidate)
     return candidate, True
 
 
 def select(
-    layout: Layout, refresh: bool, offered: Callable[[], Path | None]
+    layout: Layout, refresh: bool, offered: Callable[[], Offer | None]
 ) -> tuple[Payload | None, bool]:
     """Return the payload to run and whether it is new; look at ``offered()`` only on refresh.
 

@@ -198,6 +198,18 @@ class FakeMachine:
         state["units"][name]["active"] = False
         (self.state / "systemd.json").write_text(json.dumps(state))
 
+    def crash(self, name: str = "juju-falco.service") -> None:
+        """Make a unit fail by itself, as when systemd gives up restarting a crashing service."""
+        state = self.tool_state("systemd")
+        state["units"][name].update(active=False, failed=True)
+        (self.state / "systemd.json").write_text(json.dumps(state))
+
+    def start_by_hand(self, name: str = "juju-falco.service") -> None:
+        """Start a unit behind the charm's back, as an administrator would after a fix."""
+        state = self.tool_state("systemd")
+        state["units"][name].update(active=True, failed=False)
+        (self.state / "systemd.json").write_text(json.dumps(state))
+
     def unit(self, name: str = "juju-falco.service") -> dict[str, Any]:
         """Return systemd's view of a unit (active, enabled, failed, loaded)."""
         units: dict[str, Any] = self.tool_state("systemd").get("units", {})
