@@ -324,7 +324,12 @@ def render(config: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
-class _FalcoYamlLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): every hook reads falco.yaml, and the
+# pure Python parser made that a third of an idle hook's time.
+_SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+class _FalcoYamlLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """PyYAML's safe loader, reading a bare ``=`` as a string like Falco's YAML library.
 
     Rules exceptions write comparison operators unquoted (``comps: [=, startswith]``);
@@ -340,8 +345,12 @@ _FalcoYamlLoader.yaml_implicit_resolvers = {
 
 def load_yaml(text: str) -> Any:
     """Return the data of YAML ``text`` as Falco reads it; raise yaml.YAMLError if invalid."""
-    # A SafeLoader subclass: no arbitrary Python objects.
-    return yaml.load(text, Loader=_FalcoYamlLoader)  # noqa: S506
+    try:
+        # A SafeLoader subclass: no arbitrary Python objects.
+        return yaml.load(text, Loader=_FalcoYamlLoader)  # noqa: S506
+    except UnicodeEncodeError as exc:
+        # libyaml reads UTF-8: text that cannot be encoded (a lone surrogate) is no YAML.
+        raise yaml.YAMLError(f"not UTF-8 text: {exc.reason}") from exc
 
 
 def parse(text: str) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """Hypothesis profiles for the fuzz tests, chosen with ``HYPOTHESIS_PROFILE``, and the worlds.
 
-* ``ci`` (the default, what ``make test`` runs): a fixed number of examples, about 600 in
+* ``ci`` (the default, what ``make test`` runs): a fixed number of examples, about 620 in
   all, derandomized so that CI is reproducible and a failure shows up on every run;
 * ``fuzz`` (``make fuzz``): many more random examples, with the example database, to look
   for new failures.

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, get_args
 
+import config
 import yaml
 from hypothesis import strategies as st
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 EDGE_INTS = st.sampled_from((0, -1, 1, 70000, 65535, 65536, 2**31, 2**31 - 1, 2**63 - 1))
-PRIORITIES = (
-    "emergency",
-    "alert",
-    "critical",
-    "error",
-    "warning",
-    "notice",
-    "informational",
-    "info",
-    "debug",
-)
-DRIVERS = ("modern_ebpf", "kmod", "auto")
+# The names the options accept, as the config model declares them.
+PRIORITIES: tuple[str, ...] = get_args(config.Priority)
+DRIVERS: tuple[str, ...] = get_args(config.Driver)
 
 
 def huge(min_size: int = 20_000, max_size: int = 300_000) -> st.SearchStrategy[str]:

@@ -33,7 +33,7 @@ def changed(world: World, relation: testing.Relation, hook: str = "changed") -> 
     return world.dispatch(event, world.with_relation(relation))
 
 
-@examples(1.5)
+@examples(1.2)
 @given(bag=invalid_endpoint_bags(SIDEKICK_CA))
 def test_sidekick_garbage_changes_nothing(related_world: World, bag: dict[str, str]) -> None:
     """arrange: alerts go to the sidekick. act: its bag becomes garbage. assert: nothing.
@@ -53,7 +53,7 @@ def test_sidekick_garbage_changes_nothing(related_world: World, bag: dict[str, s
     )
 
 
-@examples(1)
+@examples(0.6)
 @given(bag=any_endpoint_bags(SIDEKICK_CA))
 def test_any_sidekick_data_is_survived(related_world: World, bag: dict[str, str]) -> None:
     """arrange: alerts go to the sidekick. act: it writes anything. assert: sane, one restart."""
@@ -67,7 +67,7 @@ def test_any_sidekick_data_is_survived(related_world: World, bag: dict[str, str]
     assert outcome.reloads == 0  # where alerts go is always applied with a restart
 
 
-@examples(1)
+@examples(0.6)
 @given(
     units=st.dictionaries(UNIT_IDS, ANY_BAG, min_size=1, max_size=3),
     app=ANY_BAG,

@@ -110,8 +110,7 @@ def test_any_repository_options_are_survived(ssh_world: World, options: dict[str
     outcome = ssh_world.dispatch(ssh_world.ctx.on.config_changed(), state)
 
     outcome.assert_sane()
-    status = outcome.out.unit_status
-    if isinstance(status, testing.BlockedStatus) and status.message.startswith("invalid config"):
+    if outcome.refused_as_invalid_config:
         outcome.assert_untouched()
     else:
         outcome.assert_falco_untouched()

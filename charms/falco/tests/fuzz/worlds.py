@@ -88,6 +88,14 @@ class Outcome:
         """Falco's own hot reload: falco.yaml replaced under a running Falco."""
         return int(self.restarts == 0 and FALCO_YAML in self.changed)
 
+    @property
+    def refused_as_invalid_config(self) -> bool:
+        """Whether the hook stopped at the options: Blocked naming one as invalid."""
+        status = self.out.unit_status
+        return isinstance(status, testing.BlockedStatus) and status.message.startswith(
+            "invalid config"
+        )
+
     def assert_sane(self) -> None:
         """No crash got here; the status is one of four kinds and says why if not Active."""
         status = self.out.unit_status

@@ -285,6 +285,7 @@ def test_files_that_cannot_be_rules(data: bytes, problem: str) -> None:
         ),
         ("- a list\n", "must be a mapping of falco.yaml keys"),
         ("key: [unclosed\n", "is not valid YAML"),
+        ("log_level: \ud800\n", "is not valid YAML"),
     ],
 )
 def test_config_override_keys(text: str, problem: str | None) -> None:
