@@ -115,4 +115,4 @@ fuzz: deps  ## Long property-based fuzzing of every option and databag (make tes
 integration: deps  ## Run the Juju integration tests (need a Juju controller; fail without one).
 	$(UV) sync --locked --quiet
 	$(UV) run --no-sync pytest -v tests/integration
-	cd charms/falco && $(UV) run --group integration pytest -v tests/integration
+	cd charms/falco && $(UV) sync --locked --quiet && $(UV) run --no-sync pytest -v tests/integration
