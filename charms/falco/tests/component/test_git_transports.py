@@ -16,21 +16,24 @@ from pathlib import Path
 import custom_rules
 import git_sync
 import pytest
+import real_tools
 import repository
 from charm import FalcoCharm
 from custom_rules import ContentError
 from git_repos import RulesRepo, rule
-from git_servers import SSHD, HttpsGitServer, SshGitServer, keygen
+from git_servers import HttpsGitServer, SshGitServer, keygen
 from git_sync import Credentials, Settings, SyncError
 from layout import Layout
 from machine import FakeMachine, build_payload
 from ops import testing
 
-pytestmark = pytest.mark.skipif(
-    SSHD is None or os.geteuid() != 0,
-    reason="needs sshd and root (make deps installs openssh-server when run as root)",
-)
 HOUR = 3600.0
+
+
+@pytest.fixture(autouse=True)
+def _real_sshd_as_root() -> None:
+    real_tools.require("sshd", "openssh-server")
+    real_tools.require_root("sshd runs as root and switches to the test's user")
 
 
 @pytest.fixture(name="repo")

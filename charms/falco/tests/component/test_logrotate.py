@@ -7,25 +7,13 @@ which must signal Falco's main process with SIGUSR1 so that Falco reopens its fi
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import alert_log
 import pytest
+import real_tools
 from layout import Layout
-
-LOGROTATE = shutil.which("logrotate") or (
-    "/usr/sbin/logrotate" if Path("/usr/sbin/logrotate").exists() else None
-)
-
-pytestmark = [
-    pytest.mark.skipif(
-        LOGROTATE is None, reason="logrotate not installed (apt install logrotate)"
-    ),
-    pytest.mark.skipif(os.geteuid() != 0, reason="logrotate chowns the new file to root"),
-]
 
 
 @pytest.fixture(name="layout")
@@ -42,9 +30,10 @@ def layout_fixture(tmp_path: Path) -> Layout:
 
 def rotate(layout: Layout, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     alert_log.ensure_rotation(layout, enabled=True)
-    assert LOGROTATE is not None
+    logrotate = real_tools.require("logrotate", "logrotate")
+    real_tools.require_root("logrotate chowns the new file to root")
     return subprocess.run(
-        [LOGROTATE, "--force", "--state", str(tmp_path / "state"), str(layout.logrotate_file)],
+        [logrotate, "--force", "--state", str(tmp_path / "state"), str(layout.logrotate_file)],
         capture_output=True,
         text=True,
         check=False,

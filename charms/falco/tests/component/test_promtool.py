@@ -9,8 +9,6 @@ scrapes from a Falco unit (Falco's names, plus the topology labels the collector
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import cos_content
 import promql
 import pytest
+import real_tools
 import yaml
 from topology import RULE_LABELS, TOPOLOGY
 
@@ -32,13 +31,7 @@ SCRAPED = {key: value for key, value in UNIT.items() if key != "juju_charm"} | {
 
 @pytest.fixture(name="promtool")
 def promtool_fixture() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        message = "promtool not found: install Debian's prometheus (make deps does, as root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return real_tools.require("promtool", "prometheus")
 
 
 def scoped_rules() -> dict[str, Any]:

@@ -9,20 +9,15 @@ which every executable it names exists, so ``verify`` also checks the absolute p
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import real_tools
 import systemd_unit
 from layout import Layout
 
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 MAX_EXPOSURE = 5.0
-
-pytestmark = pytest.mark.skipif(
-    SYSTEMD_ANALYZE is None, reason="systemd-analyze not installed (make deps installs it)"
-)
 
 
 def render_unit(tmp_path: Path, engine_kind: str) -> Path:
@@ -47,9 +42,9 @@ def render_unit(tmp_path: Path, engine_kind: str) -> Path:
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    assert SYSTEMD_ANALYZE is not None
+    systemd_analyze = real_tools.require("systemd-analyze", "systemd")
     return subprocess.run(
-        [SYSTEMD_ANALYZE, *args], capture_output=True, text=True, check=False, timeout=60
+        [systemd_analyze, *args], capture_output=True, text=True, check=False, timeout=60
     )
 
 

@@ -28,3 +28,13 @@ def require(tool: str, package: str) -> str:
     if os.environ.get("SKIP_MISSING_TOOLS"):
         pytest.skip(message)
     pytest.fail(message)
+
+
+def require_root(why: str) -> None:
+    """Fail (or skip, if allowed) unless running as root, saying ``why`` root is needed."""
+    if os.geteuid() == 0:
+        return
+    message = f"needs root: {why} (CI runs `make test` as root)"
+    if os.environ.get("SKIP_MISSING_TOOLS"):
+        pytest.skip(message)
+    pytest.fail(message)
