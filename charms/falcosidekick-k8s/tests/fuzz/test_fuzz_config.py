@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any
 
+import config
 import yaml
 from charm import FalcosidekickCharm
 from garbage import huge_text
@@ -27,16 +29,7 @@ from ops import testing
 from worlds import Outcome, World, dispatch
 
 CTX = testing.Context(FalcosidekickCharm)
-PRIORITIES = (
-    "emergency",
-    "alert",
-    "critical",
-    "error",
-    "warning",
-    "notice",
-    "informational",
-    "debug",
-)
+PRIORITIES = typing.get_args(config.Priority)
 INT64 = {"min_value": -(2**63), "max_value": 2**63 - 1}
 TENANT_ALPHABET = r"A-Za-z0-9!._*'()-"
 
