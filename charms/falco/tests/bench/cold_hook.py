@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from bench_support import bytecode_env
 from machine import FakeMachine, changed_files
 
 RUNS = 5
@@ -120,7 +121,7 @@ def measure(charm: Path, unit: Unit, base: Path) -> dict[str, Any]:
     log = base / "stub-calls.log"
     tools_env = unit.machine.environ()
     env = {
-        **os.environ,
+        **bytecode_env(),
         **tools_env,
         "PATH": f"{stubs}{os.pathsep}{tools_env['PATH']}",
         "STUB_DIR": str(stubs),
@@ -139,7 +140,8 @@ def measure(charm: Path, unit: Unit, base: Path) -> dict[str, Any]:
     probe = _PROBE.format(paths=paths, root=str(unit.machine.root), out=str(out))
     samples: list[dict[str, float]] = []
     files = unit.machine.files()
-    # The first run creates the unit's state database, as the install hook did on a real unit.
+    # The first run creates the unit's state database, as the install hook did on a real unit,
+    # and fills the bytecode cache, as a unit's first hook does.
     for run in range(RUNS + 1):
         log.write_text("")
         start = time.perf_counter()
