@@ -16,7 +16,7 @@ from ingress import IngressRequirer
 from loki_push_api import LokiPushApiConsumer
 from prometheus_scrape import MetricsEndpointProvider
 from shipped import ShippedArtifacts
-from sidekick import CONTAINER, LokiOutput, Settings, Workload
+from sidekick import CONTAINER, MISSING_BINARY, LokiOutput, Settings, Workload
 from topology import juju_topology
 
 if TYPE_CHECKING:  # imported where used: pydantic imports slower than ops
@@ -110,6 +110,8 @@ class FalcosidekickCharm(ops.CharmBase):
             for status in self.endpoint.statuses(workload):
                 event.add_status(status)
             if not workload.is_running():
+                if workload.find_binary() is None:
+                    event.add_status(ops.BlockedStatus(MISSING_BINARY))
                 event.add_status(ops.WaitingStatus("falcosidekick is not running, see its logs"))
             elif not workload.is_healthy():
                 event.add_status(ops.WaitingStatus("falcosidekick fails its health check"))

@@ -26,8 +26,19 @@ CONTAINER = "falcosidekick"
 SERVICE = "falcosidekick"
 CHECK = "falcosidekick-up"
 LAYER = "falcosidekick"
-# The upstream image's WORKDIR is /app and its non-root user has uid 1234.
-BINARY = "/app/falcosidekick"
+# The upstream image's WORKDIR is /app and its non-root user has uid 1234. Images built
+# otherwise (a rock, a distribution package) put the binary on the PATH: the first of these
+# that exists is run, so attaching such an image as the resource needs no other change.
+BINARY_CANDIDATES = (
+    "/app/falcosidekick",
+    "/usr/local/bin/falcosidekick",
+    "/usr/bin/falcosidekick",
+    "/bin/falcosidekick",
+)
+MISSING_BINARY = (
+    "no falcosidekick binary in the image (looked in /app, /usr/local/bin, /usr/bin, /bin): "
+    "attach falcosidekick 2.34.1 as resource 'falcosidekick-image'"
+)
 USER = "falcosidekick"
 USER_ID = 1234
 GROUP = "falcosidekick"
@@ -165,7 +176,9 @@ def files_digest(files: Mapping[str, tuple[str, int]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def render_layer(settings: Settings, digest: str) -> ops.pebble.LayerDict:
+def render_layer(
+    settings: Settings, digest: str, binary: str = BINARY_CANDIDATES[0]
+) -> ops.pebble.LayerDict:
     """Return the Pebble layer: the service as the image's user, and its health check."""
     return {
         "summary": "Falcosidekick",
@@ -173,7 +186,7 @@ def render_layer(settings: Settings, digest: str) -> ops.pebble.LayerDict:
             SERVICE: {
                 "override": "replace",
                 "summary": "Falcosidekick: receives Falco alerts, forwards them to outputs",
-                "command": f"{BINARY} -c {CONFIG_FILE}",
+                "command": f"{binary} -c {CONFIG_FILE}",
                 "startup": "enabled",
                 "user": USER,
                 "user-id": USER_ID,
@@ -235,6 +248,10 @@ class Workload:
         metrics_url = f"http://{LOOPBACK}:{config['tlsserver']['notlsport']}/metrics"
         return LocalEndpoints(f"https://{LOOPBACK}:{port}", metrics_url, tls.ca)
 
+    def find_binary(self) -> str | None:
+        """Return where the image keeps the falcosidekick binary; None if it has none."""
+        return next((path for path in BINARY_CANDIDATES if self._path(path).exists()), None)
+
     def is_running(self) -> bool:
         """Return whether Pebble reports the service as running."""
         service = self._container.get_services(SERVICE).get(SERVICE)
@@ -248,8 +265,13 @@ class Workload:
     def apply(self, settings: Settings) -> bool:
         """Converge the container on ``settings``; return True if the service was (re)started.
 
-        Raises ops.pebble.ChangeError when Pebble cannot start the service.
+        Raises ops.pebble.ChangeError when Pebble cannot start the service. An image without
+        the binary gets nothing: the status says so (see MISSING_BINARY).
         """
+        binary = self.find_binary()
+        if binary is None:
+            logger.error(MISSING_BINARY)
+            return False
         files = render_files(settings)
         self._ensure_dirs()
         for path, (content, mode) in files.items():
@@ -261,7 +283,7 @@ class Workload:
                 stale = self._path(path)
                 if stale.exists():
                     stale.unlink()
-        layer = render_layer(settings, files_digest(files))
+        layer = render_layer(settings, files_digest(files), binary)
         plan = self._container.get_plan()
         wanted = ops.pebble.Layer(layer)
         if (

@@ -9,7 +9,9 @@ directory, so what the charm wrote in one run is there in the next, as in a real
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +37,32 @@ TOPOLOGY = {
 POD_DNS = {SERVICE_FQDN: CLUSTER_IP}
 
 
-def container(root: Path, can_connect: bool = True, **kwargs: Any) -> testing.Container:
-    """Return the workload container with its config directory kept in ``root``."""
-    return testing.Container(
-        CONTAINER,
-        can_connect=can_connect,
-        mounts={"config": testing.Mount(location=CONFIG_DIR, source=root)},
-        **kwargs,
-    )
+@functools.cache
+def image_app_dir() -> Path:
+    """Return the image's /app: the falcosidekick binary where the upstream image has it.
+
+    Built once per test process; the image is read-only, so every container shares it.
+    """
+    app = Path(tempfile.mkdtemp(prefix="falcosidekick-image-app-"))
+    binary = app / "falcosidekick"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    return app
+
+
+def container(
+    root: Path, can_connect: bool = True, image_app: Path | None = None, **kwargs: Any
+) -> testing.Container:
+    """Return the workload container with its config directory kept in ``root``.
+
+    The image's /app comes from ``image_app`` (default: the upstream layout, see
+    image_app_dir); pass an empty directory for an image without the binary there.
+    """
+    mounts = {
+        "config": testing.Mount(location=CONFIG_DIR, source=root),
+        "image-app": testing.Mount(location="/app", source=image_app or image_app_dir()),
+    }
+    return testing.Container(CONTAINER, can_connect=can_connect, mounts=mounts, **kwargs)
 
 
 def state(root: Path, **kwargs: Any) -> testing.State:

@@ -69,7 +69,10 @@ class World:
         container = self.state.get_container(states.CONTAINER)
         moved = dataclasses.replace(
             container,
-            mounts={"config": testing.Mount(location=states.CONFIG_DIR, source=root)},
+            mounts={
+                **container.mounts,
+                "config": testing.Mount(location=states.CONFIG_DIR, source=root),
+            },
         )
         yield dataclasses.replace(self.state, containers={moved}), root
 

@@ -13,7 +13,7 @@ from charm import FalcosidekickCharm
 from cryptography import x509
 from ops import pebble, testing
 from ops_probes import record_pebble, record_relation_writes
-from sidekick import Workload
+from sidekick import MISSING_BINARY, Workload
 from tls_material import Issued
 
 Ctx = testing.Context[FalcosidekickCharm]
@@ -274,6 +274,50 @@ def test_status_reports_a_dead_or_unhealthy_service(ctx: Ctx, root: Path) -> Non
 
     assert dead.unit_status == testing.WaitingStatus("falcosidekick is not running, see its logs")
     assert sick.unit_status == testing.WaitingStatus("falcosidekick fails its health check")
+
+
+def test_image_without_the_binary_is_blocked_and_left_alone(
+    ctx: Ctx, root: Path, tmp_path: Path
+) -> None:
+    """arrange: an image with no falcosidekick anywhere. act: pebble-ready. assert: Blocked."""
+    empty = tmp_path / "empty-app"
+    empty.mkdir()
+    container = states.container(root, image_app=empty)
+    state = states.state(root, relations={states.certificates_relation()}, containers={container})
+
+    with record_pebble() as pebble_calls:
+        out = ctx.run(ctx.on.pebble_ready(container), state)
+
+    assert out.unit_status == testing.BlockedStatus(MISSING_BINARY)
+    assert "'falcosidekick-image'" in MISSING_BINARY
+    assert out.get_container(states.CONTAINER).plan.services == {}
+    assert pebble_calls.count("replan_services") == 0
+    assert list(root.iterdir()) == []
+
+
+def test_an_image_with_the_binary_on_the_path_runs_it_from_there(
+    ctx: Ctx, root: Path, tmp_path: Path
+) -> None:
+    """arrange: only /usr/local/bin has the binary. act: pebble-ready. assert: it runs that."""
+    empty, bin_dir = tmp_path / "empty-app", tmp_path / "usr-local-bin"
+    empty.mkdir()
+    bin_dir.mkdir()
+    (bin_dir / "falcosidekick").write_text("#!/bin/sh\n")
+    container = states.container(root, image_app=empty)
+    container = dataclasses.replace(
+        container,
+        mounts={
+            **container.mounts,
+            "bin": testing.Mount(location="/usr/local/bin", source=bin_dir),
+        },
+    )
+
+    out = ctx.run(ctx.on.pebble_ready(container), states.state(root, containers={container}))
+
+    service = out.get_container(states.CONTAINER).plan.services["falcosidekick"]
+    assert service.command == (
+        "/usr/local/bin/falcosidekick -c /etc/falcosidekick/falcosidekick.yaml"
+    )
 
 
 def test_serving_endpoints_follow_the_deployed_tls_mode(ctx: Ctx, root: Path, ca: Issued) -> None:
