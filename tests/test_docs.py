@@ -12,8 +12,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = sorted([*DOCS.rglob("*.md"), ROOT / "README.md", *ROOT.glob("*/README.md"),
-                *ROOT.glob("charms/*/README.md"), *ROOT.glob("libs/*/README.md")])  # fmt: skip
+# Tools' caches (.pytest_cache, .venv, ...) carry READMEs of their own: not ours to check.
+PAGES = sorted(
+    page
+    for page in [*DOCS.rglob("*.md"), ROOT / "README.md", *ROOT.glob("*/README.md"),
+                 *ROOT.glob("charms/*/README.md"), *ROOT.glob("libs/*/README.md")]
+    if not any(part.startswith(".") for part in page.relative_to(ROOT).parts)
+)  # fmt: skip
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 
