@@ -16,7 +16,14 @@ from ingress import IngressRequirer
 from loki_push_api import LokiPushApiConsumer
 from prometheus_scrape import MetricsEndpointProvider
 from shipped import ShippedArtifacts
-from sidekick import CONTAINER, MISSING_BINARY, LokiOutput, Settings, Workload
+from sidekick import (
+    CONTAINER,
+    MISSING_BINARY,
+    LokiOutput,
+    MissingUserError,
+    Settings,
+    Workload,
+)
 from topology import juju_topology
 
 if TYPE_CHECKING:  # imported where used: pydantic imports slower than ops
@@ -40,6 +47,7 @@ class FalcosidekickCharm(ops.CharmBase):
     """Runs Falcosidekick and tells Falco where to send alerts."""
 
     _config_problem = ""
+    _image_problem = ""
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -101,6 +109,8 @@ class FalcosidekickCharm(ops.CharmBase):
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         if self._config is None:
             event.add_status(ops.BlockedStatus(self._config_problem))
+        if self._image_problem:
+            event.add_status(ops.BlockedStatus(self._image_problem))
         if not (self.model.get_relation("certificates") or self.ingress.relation):
             event.add_status(
                 ops.BlockedStatus("no TLS: integrate with 'certificates' or 'ingress'")
@@ -174,6 +184,9 @@ class FalcosidekickCharm(ops.CharmBase):
             return
         except ops.pebble.ChangeError as exc:
             logger.error("falcosidekick did not start: %s", exc)
+        except MissingUserError as exc:
+            logger.error("%s (%s)", exc, exc.__cause__)
+            self._image_problem = str(exc)
         self.unit.set_ports(*([config.port] if settings.listen_on_network else []))
         self.ingress.publish(config.port, tls=tls is not None, host=self.endpoint.names.pod_fqdn)
         self.endpoint.publish(config.port, ingress_url, tls)

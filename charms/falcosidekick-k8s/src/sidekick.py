@@ -35,6 +35,10 @@ BINARY_CANDIDATES = (
     "/usr/bin/falcosidekick",
     "/bin/falcosidekick",
 )
+MISSING_USER = (
+    "the image has no user or group 'falcosidekick' to run as: "
+    "attach falcosidekick 2.34.1 as resource 'falcosidekick-image'"
+)
 MISSING_BINARY = (
     "no falcosidekick binary in the image (looked in /app, /usr/local/bin, /usr/bin, /bin): "
     "attach falcosidekick 2.34.1 as resource 'falcosidekick-image'"
@@ -59,6 +63,10 @@ LOKI_PUSH_PATH = "/loki/api/v1/push"
 # The topology fields the falco charm adds to every alert's output_fields. Low cardinality:
 # they say where an alert came from, and are the same for every alert of a unit.
 TOPOLOGY_LABELS = ("juju_model", "juju_model_uuid", "juju_application", "juju_unit", "juju_charm")
+
+
+class MissingUserError(Exception):
+    """The image has no user or group named as the sidekick's (see MISSING_USER)."""
 
 
 @dataclass(frozen=True)
@@ -265,18 +273,22 @@ class Workload:
     def apply(self, settings: Settings) -> bool:
         """Converge the container on ``settings``; return True if the service was (re)started.
 
-        Raises ops.pebble.ChangeError when Pebble cannot start the service. An image without
-        the binary gets nothing: the status says so (see MISSING_BINARY).
+        Raises ops.pebble.ChangeError when Pebble cannot start the service, and
+        MissingUserError when the image lacks the user or group the files belong to. An
+        image without the binary gets nothing: the status says so (see MISSING_BINARY).
         """
         binary = self.find_binary()
         if binary is None:
             logger.error(MISSING_BINARY)
             return False
         files = render_files(settings)
-        self._ensure_dirs()
-        for path, (content, mode) in files.items():
-            if self._read(path) != content:
-                self._path(path).write_text(content, mode=mode, user=USER, group=GROUP)
+        try:
+            self._ensure_dirs()
+            for path, (content, mode) in files.items():
+                if self._read(path) != content:
+                    self._path(path).write_text(content, mode=mode, user=USER, group=GROUP)
+        except LookupError as exc:  # pathops: the owner's name is unknown in the container
+            raise MissingUserError(MISSING_USER) from exc
         if not settings.tls:
             # A key that is no longer served should not stay around.
             for path in (CERT_FILE, KEY_FILE, CA_FILE):

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sidekick_states as states
@@ -13,7 +14,7 @@ from charm import FalcosidekickCharm
 from cryptography import x509
 from ops import pebble, testing
 from ops_probes import record_pebble, record_relation_writes
-from sidekick import MISSING_BINARY, Workload
+from sidekick import MISSING_BINARY, MISSING_USER, Workload
 from tls_material import Issued
 
 Ctx = testing.Context[FalcosidekickCharm]
@@ -318,6 +319,46 @@ def test_an_image_with_the_binary_on_the_path_runs_it_from_there(
     assert service.command == (
         "/usr/local/bin/falcosidekick -c /etc/falcosidekick/falcosidekick.yaml"
     )
+
+
+@pytest.fixture(name="image_without_user")
+def image_without_user_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the test Pebble answer as one in an image without the 'falcosidekick' user.
+
+    ops.testing ignores file owners; a real Pebble refuses a name it cannot look up, with
+    this error (which charmlibs-pathops turns into LookupError).
+    """
+    from ops._private.harness import _TestingPebbleClient
+
+    def refusing(original: Any) -> Any:
+        def call(self: Any, path: str, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("user") == "falcosidekick":
+                raise pebble.PathError(
+                    "generic-file-error",
+                    "cannot look up user and group: user: unknown user falcosidekick",
+                )
+            return original(self, path, *args, **kwargs)
+
+        return call
+
+    for name in ("push", "make_dir"):
+        monkeypatch.setattr(
+            _TestingPebbleClient, name, refusing(getattr(_TestingPebbleClient, name))
+        )
+
+
+@pytest.mark.usefixtures("image_without_user")
+def test_image_without_the_user_is_blocked_not_an_error(ctx: Ctx, root: Path) -> None:
+    """arrange: an image without the sidekick's user. act: pebble-ready. assert: Blocked."""
+    state = states.state(root, relations={states.certificates_relation()})
+
+    with record_pebble() as pebble_calls:
+        out = ctx.run(ctx.on.pebble_ready(states.container(root)), state)
+
+    assert out.unit_status == testing.BlockedStatus(MISSING_USER)
+    assert out.get_container(states.CONTAINER).plan.services == {}
+    assert pebble_calls.count("replan_services") == 0
+    assert list(root.iterdir()) == []
 
 
 def test_serving_endpoints_follow_the_deployed_tls_mode(ctx: Ctx, root: Path, ca: Issued) -> None:
