@@ -37,6 +37,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/tests/shared/bench_support.py",
         "charms/falcosidekick-k8s/tests/shared/bench_support.py",
     ),
+    "libs/testing/fuzz_support.py": (
+        "charms/falco/tests/shared/fuzz_support.py",
+        "charms/falcosidekick-k8s/tests/shared/fuzz_support.py",
+    ),
     "libs/testing/integration_suites.py": ("charms/falco/tests/shared/integration_suites.py",),
     "libs/testing/ops_probes.py": (
         "charms/falco/tests/shared/ops_probes.py",

@@ -1,52 +1,23 @@
-"""Hypothesis profiles for the fuzz tests, chosen with ``HYPOTHESIS_PROFILE``, and the worlds.
+"""The fuzz tests' worlds, and their share of the hypothesis profiles (tests/shared/fuzz_support).
 
-* ``ci`` (the default, what ``make test`` runs): a fixed number of examples, about 620 in
-  all, derandomized so that CI is reproducible and a failure shows up on every run;
-* ``fuzz`` (``make fuzz``): many more random examples, with the example database, to look
-  for new failures.
-
-Dispatches take tens to hundreds of milliseconds, so no deadline: time is the bench's business.
-Each test runs its share of the profile's examples (``worlds.examples``).
+The ``ci`` profile (what ``make test`` runs) comes to about 620 examples in all; each test
+runs its share of the profile's examples (``worlds.examples``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import pytest
 from falco_rig import DEPLOY_KEY, HOST_KEY, KNOWN_HOSTS, REPO_HOST, REPO_URL, SIDEKICK
+from fuzz_support import load_profiles
 from git_repos import RulesRepo, rule
-from hypothesis import HealthCheck, Phase, settings
 from ops import testing
 from tls_material import make_ca
 from worlds import World
 
-_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
-# Hypothesis's "explain" phase reruns a failing example hundreds of times to point at lines;
-# with hooks of hundreds of milliseconds it would take minutes for little.
-_PHASES = [phase for phase in Phase if phase is not Phase.explain]
-
-settings.register_profile(
-    "ci",
-    max_examples=60,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=_SLOW_IS_FINE,
-    phases=_PHASES,
-)
-settings.register_profile(
-    "fuzz",
-    max_examples=1000,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=_SLOW_IS_FINE,
-    phases=_PHASES,
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+load_profiles(ci_examples=60, fuzz_examples=1000)
 
 SIDEKICK_URL = "https://falcosidekick.example:2801/"
 HTTPS_REPO = f"https://{REPO_HOST}/org/falco-rules.git"

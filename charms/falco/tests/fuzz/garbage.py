@@ -13,6 +13,7 @@ from typing import Any, get_args
 
 import config
 import yaml
+from fuzz_support import is_json
 from hypothesis import strategies as st
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -228,14 +229,6 @@ ANY_CONFIG: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
 # -- relation data ---------------------------------------------------------------------------
 
 
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
 def _may_be_http(text: str) -> bool:
     """Whether a URL parser could read ``text`` as an http(s) URL.
 
@@ -247,8 +240,8 @@ def _may_be_http(text: str) -> bool:
 
 
 NOT_JSON = st.one_of(
-    st.text(min_size=1).filter(lambda t: not _is_json(t)),
-    huge().filter(lambda t: not _is_json(t)),
+    st.text(min_size=1).filter(lambda t: not is_json(t)),
+    huge().filter(lambda t: not is_json(t)),
     st.integers(1_500, 100_000).map(lambda depth: "[" * depth + "]" * depth),
     st.integers(5_000, 30_000).map(lambda digits: "9" * digits),
 )

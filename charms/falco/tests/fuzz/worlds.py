@@ -19,20 +19,13 @@ from typing import Any
 import pytest
 from charm import FalcoCharm
 from falco_rig import FakeClock
+from fuzz_support import assert_sane_status
 from hypothesis import settings
 from machine import FakeMachine, build_payload
 from ops import testing
 from ops_probes import record_relation_writes
 
 Ctx = testing.Context[FalcoCharm]
-STATUSES = (
-    testing.ActiveStatus,
-    testing.BlockedStatus,
-    testing.WaitingStatus,
-    testing.MaintenanceStatus,
-)
-# A status is read in `juju status`: whatever the input, it stays one readable line.
-MAX_STATUS_LENGTH = 400
 READ_ONLY_SYSTEMCTL = ("is-active", "is-failed", "is-enabled", "show", "status")
 FALCO_YAML = "etc/juju-falco/falco.yaml"
 UNIT_FILE = "etc/systemd/system/juju-falco.service"
@@ -98,12 +91,7 @@ class Outcome:
 
     def assert_sane(self) -> None:
         """No crash got here; the status is one of four kinds and says why if not Active."""
-        status = self.out.unit_status
-        assert isinstance(status, STATUSES), status
-        assert len(status.message) <= MAX_STATUS_LENGTH, status.message
-        assert "\n" not in status.message, status.message
-        if not isinstance(status, testing.ActiveStatus):
-            assert status.message.strip(), status
+        assert_sane_status(self.out.unit_status)
 
     def assert_untouched(self) -> None:
         """Nothing written on the machine or in relation data; Falco not restarted."""

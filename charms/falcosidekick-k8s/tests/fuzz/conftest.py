@@ -1,43 +1,18 @@
-"""Hypothesis profiles for the fuzz tests, chosen with ``HYPOTHESIS_PROFILE``.
+"""The fuzz tests' worlds, and their share of the hypothesis profiles (tests/shared/fuzz_support).
 
-* ``ci`` (the default, what ``make test`` runs): a fixed number of examples per test, about
-  600 in all, derandomized so that CI is reproducible and a failure shows up on every run;
-* ``fuzz`` (``make fuzz``): many more random examples, with the example database, to look
-  for new failures.
-
-Dispatches take tens of milliseconds, so no deadline: time is the bench's business.
+The ``ci`` profile (what ``make test`` runs) runs 50 examples per test, about 600 in all.
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import worlds
 from charm import FalcosidekickCharm
-from hypothesis import HealthCheck, settings
+from fuzz_support import load_profiles
 from ops import testing
 from tls_material import make_ca
 
-_SLOW_IS_FINE = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
-
-settings.register_profile(
-    "ci",
-    max_examples=50,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=_SLOW_IS_FINE,
-)
-settings.register_profile(
-    "fuzz",
-    max_examples=2000,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=_SLOW_IS_FINE,
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+load_profiles(ci_examples=50, fuzz_examples=2000)
 
 
 @pytest.fixture(name="tls_world", scope="session")

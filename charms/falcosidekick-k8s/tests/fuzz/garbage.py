@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fuzz_support import is_json
 from hypothesis import strategies as st
 
 # Loki, Falco and the ingress write plain URLs; these are what a broken provider writes.
@@ -35,14 +36,6 @@ JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
 )
 
 
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
 # JSON that Python cannot decode: nested too deep (RecursionError), or an integer with too
 # many digits (ValueError, but not a JSONDecodeError).
 UNDECODABLE_JSON = st.one_of(
@@ -53,8 +46,8 @@ UNDECODABLE_JSON = st.one_of(
 
 # Text that is not JSON; "" is left out: an empty value means "not set", not garbage.
 NOT_JSON = st.one_of(
-    st.text(min_size=1).filter(lambda t: not _is_json(t)),
-    huge_text().filter(lambda t: not _is_json(t)),
+    st.text(min_size=1).filter(lambda t: not is_json(t)),
+    huge_text().filter(lambda t: not is_json(t)),
     UNDECODABLE_JSON,
 )
 

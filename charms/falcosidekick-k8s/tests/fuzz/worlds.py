@@ -20,6 +20,7 @@ import addresses
 import pytest
 import sidekick_states as states
 from charm import FalcosidekickCharm
+from fuzz_support import assert_sane_status
 from ops import pebble, testing
 from ops_probes import (
     PEBBLE_FILE_WRITES,
@@ -36,14 +37,6 @@ INGRESS_URL = "https://ingress.example.com/fmodel-falcosidekick-k8s"
 LOKI_URL = "http://loki-0.loki-endpoints.cos.svc.cluster.local:3100/loki/api/v1/push"
 RESTARTS = ("replan_services", "restart_services", "start_services")
 PEBBLE_MUTATIONS = PEBBLE_FILE_WRITES + PEBBLE_PLAN_CHANGES + PEBBLE_SERVICE_CHANGES
-STATUSES = (
-    testing.ActiveStatus,
-    testing.BlockedStatus,
-    testing.WaitingStatus,
-    testing.MaintenanceStatus,
-)
-# A status is read in `juju status`: whatever the input, it stays one readable line.
-MAX_STATUS_LENGTH = 400
 
 
 def endpoint_bag(url: str) -> dict[str, str]:
@@ -128,11 +121,7 @@ class Outcome:
 
     def assert_sane(self) -> None:
         """No crash got here; the status is one of four kinds and says why if not Active."""
-        status = self.out.unit_status
-        assert isinstance(status, STATUSES), status
-        assert len(status.message) <= MAX_STATUS_LENGTH, status.message
-        if not isinstance(status, testing.ActiveStatus):
-            assert status.message.strip(), status
+        assert_sane_status(self.out.unit_status)
 
     def assert_untouched(self, before: testing.State) -> None:
         """Nothing was written to the container, and no relation data of ours changed."""
