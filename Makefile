@@ -19,12 +19,16 @@ PYTHON ?= $(or $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/py
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 
-# uv from the PATH, or a private copy installed from PyPI on first use.
+# uv from the PATH, or a private copy installed from PyPI on first use. Its directory goes
+# first on the PATH of every recipe, so tests that run uv themselves find the same one.
 TOOLS := $(CURDIR)/.tools
 UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+export PATH := $(TOOLS)/bin:$(PATH)
 
-# Debian packages the component tests drive for real (installed when running as root).
-APT_PACKAGES := git logrotate openssh-server prometheus systemd
+# Debian packages the component tests drive for real (installed when running as root): the
+# tools, and the libraries the real Falco of ../shared/workloads links against.
+APT_PACKAGES := git logrotate openssh-server prometheus systemd \
+	libcurl4 zlib1g libelf1 libjsoncpp25 libre2-9 libtbb12 libssl3
 APT_COMMANDS := git logrotate sshd promtool systemd-analyze
 
 .PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
@@ -33,14 +37,18 @@ APT_COMMANDS := git logrotate sshd promtool systemd-analyze
 help:  ## Show the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
+# Only uv itself lands in .tools/bin: the venv's python must not shadow anything on the PATH.
 $(TOOLS)/bin/uv:
-	python3 -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet 'uv>=0.5,<1'
+	python3 -m venv $(TOOLS)/venv
+	$(TOOLS)/venv/bin/pip install --quiet 'uv>=0.5,<1'
+	mkdir -p $(TOOLS)/bin && ln -sf $(TOOLS)/venv/bin/uv $(TOOLS)/bin/uv
 
 deps: $(UV) apt-deps  ## Install uv (if missing) and the Debian tools of the component tests.
 
 apt-deps:
 	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' \
+	  || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "missing:$$missing (install $(APT_PACKAGES) to run every component test)"; exit 0; fi; \
 	echo "installing $(APT_PACKAGES) for:$$missing"; \

@@ -50,6 +50,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/tests/shared/real_tools.py",
         "charms/falcosidekick-k8s/tests/shared/real_tools.py",
     ),
+    "libs/testing/workloads.py": (
+        "charms/falco/tests/shared/workloads.py",
+        "charms/falcosidekick-k8s/tests/shared/workloads.py",
+    ),
     "libs/testing/tls_material.py": (
         "charms/falco/tests/shared/tls_material.py",
         "charms/falcosidekick-k8s/tests/shared/tls_material.py",

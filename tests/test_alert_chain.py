@@ -64,7 +64,8 @@ print(json.dumps(falco_config.render(falco_config.build(inputs))))
 
 def _uv_run(charm_dir: Path, *args: str) -> str:
     """Run ``python args`` in ``charm_dir``'s own environment; return its last stdout line."""
-    uv = shutil.which("uv")
+    # `uv run` names itself in $UV; `make test` also puts the uv it installed on the PATH.
+    uv = os.environ.get("UV") or shutil.which("uv")
     assert uv, "uv is needed to run each charm in its own environment (make deps installs it)"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.setdefault("UV_PYTHON", getattr(sys, "_base_executable", sys.executable))
