@@ -1,11 +1,16 @@
-"""A small stand-in for a running Falcosidekick: its /test input and its /metrics counters.
+"""A small stand-in for a running Falcosidekick: its inputs, its /metrics counters.
 
-Like the real one, it answers a posted test event at once and counts the Loki delivery a
-moment later (``ok``, ``error``, or nothing when Loki never answers).
+Held to the real 2.34.1 by tests/real/test_conformance.py (same requests, same status codes,
+same counter moves). Like the real one it answers a posted alert at once and counts the Loki
+delivery a moment later (``ok``, ``error``, or nothing when Loki never answers); a counter
+series exists only from its first event. With TLS, alerts, /test and /ping are on the HTTPS
+port, where any other path or a GET is a rejected input (400), and /healthz and /metrics are
+only on the plain port, where anything else is 404.
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
@@ -16,6 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
 Outcome = Literal["ok", "error", "silent"]
+NOT_POST = "Please send with post http method\n"
+INVALID = "Please send a valid request body\n"
+NOT_FOUND = "404 page not found\n"
 
 
 @dataclass
@@ -24,39 +32,80 @@ class FakeSidekick:
 
     outcome: Outcome = "ok"
     delay_s: float = 0.3
-    loki: dict[str, int] = field(default_factory=lambda: {"ok": 2, "error": 1})
+    loki: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, int] = field(default_factory=dict)
     posts: list[str] = field(default_factory=list)
 
     def metrics(self) -> str:
-        lines = [
-            "# HELP falcosecurity_falcosidekick_outputs_total Outputs",
-            "# TYPE falcosecurity_falcosidekick_outputs_total counter",
-            'falcosecurity_falcosidekick_outputs_total{destination="slack",status="ok"} 7',
-        ]
-        lines += [
-            f'falcosecurity_falcosidekick_outputs_total{{destination="loki",status="{s}"}} {n}'
-            for s, n in self.loki.items()
-        ]
+        lines = []
+        if self.inputs:
+            lines += [
+                f'falcosecurity_falcosidekick_inputs_total{{source="requests",status="{s}"}} {n}'
+                for s, n in sorted(self.inputs.items())
+            ]
+        if self.loki:
+            lines += [
+                "# TYPE falcosecurity_falcosidekick_outputs_total counter",
+                *(
+                    "falcosecurity_falcosidekick_outputs_total"
+                    f'{{destination="loki",status="{s}"}} {n}'
+                    for s, n in sorted(self.loki.items())
+                ),
+            ]
         return "\n".join(lines) + "\n"
+
+    def count_input(self, status: str) -> None:
+        self.inputs[status] = self.inputs.get(status, 0) + 1
 
     def deliver(self) -> None:
         if self.outcome != "silent":
-            self.loki[self.outcome] += 1
+            self.loki[self.outcome] = self.loki.get(self.outcome, 0) + 1
 
 
-def _handler(fake: FakeSidekick) -> type[BaseHTTPRequestHandler]:
+def is_alert(body: bytes) -> bool:
+    """Tell whether ``body`` is an alert the real sidekick accepts (its types.Check)."""
+    try:
+        alert = json.loads(body or b"null")
+    except ValueError:
+        return False
+    return isinstance(alert, dict) and all(
+        alert.get(key) for key in ("priority", "rule", "time", "output_fields")
+    )
+
+
+def _handler(fake: FakeSidekick, role: Literal["alerts", "plain", "both"]) -> type:  # noqa: C901
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._reply(200, fake.metrics())
-            else:
-                self._reply(400, "please send with post http method")
+            self._route(b"", post=False)
 
         def do_POST(self) -> None:
-            fake.posts.append(self.path)
-            if self.path == "/test":
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._route(body, post=True)
+
+        def _route(self, body: bytes, post: bool) -> None:
+            path = self.path.split("?")[0]
+            if role != "alerts" and path in ("/healthz", "/metrics"):
+                text = '{"status": "ok"}' if path == "/healthz" else fake.metrics()
+                self._reply(200, text)
+            elif role == "plain":
+                self._reply(404, NOT_FOUND)
+            elif path == "/ping":
+                self._reply(200, "pong\n")
+            else:  # "/" is also the catch-all; /test shares its handler
+                self._alert(path, body, post)
+
+        def _alert(self, path: str, body: bytes, post: bool) -> None:
+            fake.posts.append(path)
+            if not post:
+                fake.count_input("rejected")
+                self._reply(400, NOT_POST)
+            elif path == "/test" or is_alert(body):
+                fake.count_input("accepted")
                 threading.Timer(fake.delay_s, fake.deliver).start()
-            self._reply(200, "")
+                self._reply(200, "")
+            else:
+                fake.count_input("rejected")
+                self._reply(400, INVALID)
 
         def _reply(self, code: int, body: str) -> None:
             self.send_response(code)
@@ -85,10 +134,14 @@ def serving(
     With ``tls``, alerts are on an HTTPS port and metrics on a second, plain one, as the
     real sidekick does with ``tlsserver.notlspaths``. ``ports`` picks them (0: any free one).
     """
-    servers = [ThreadingHTTPServer(("127.0.0.1", ports[0]), _handler(fake))]
     if tls:
+        servers = [
+            ThreadingHTTPServer(("127.0.0.1", ports[0]), _handler(fake, "alerts")),
+            ThreadingHTTPServer(("127.0.0.1", ports[1]), _handler(fake, "plain")),
+        ]
         servers[0].socket = tls.wrap_socket(servers[0].socket, server_side=True)
-        servers.append(ThreadingHTTPServer(("127.0.0.1", ports[1]), _handler(fake)))
+    else:
+        servers = [ThreadingHTTPServer(("127.0.0.1", ports[0]), _handler(fake, "both"))]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     alert_port, metrics_port = servers[0].server_port, servers[-1].server_port

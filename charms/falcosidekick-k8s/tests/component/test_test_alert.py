@@ -101,7 +101,7 @@ def test_action_fails_when_loki_does_not_take_the_alert(
 
 def test_action_reports_loki_accepted(ctx: Ctx, root: Path) -> None:
     """arrange: sidekick whose Loki works. act: test-alert. assert: results with the counts."""
-    with serving(FakeSidekick()) as (alert_base, _):
+    with serving(FakeSidekick(loki={"ok": 2, "error": 1})) as (alert_base, _):
         state = running_behind_ingress(ctx, root, int(alert_base.rsplit(":", 1)[1]))
         ctx.run(ctx.on.action("test-alert", params={"timeout": 5}), state)
 
@@ -157,7 +157,7 @@ def test_action_in_tls_mode_verifies_the_served_certificate(
     tls_state = states.with_certificate(ctx, state, ca)
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(root / "tls" / "server.crt", root / "tls" / "server.key")
-    fake = FakeSidekick()
+    fake = FakeSidekick(loki={"ok": 2, "error": 1})
 
     with serving(fake, tls=server_context, ports=(alert_port, plain_port)):
         ctx.run(ctx.on.action("test-alert", params={"timeout": 5}), tls_state)

@@ -37,9 +37,11 @@ TENANT_ALPHABET = r"A-Za-z0-9!._*'()-"
 
 valid_ports = st.integers(1, 65535).filter(lambda port: port != 2810)
 field_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True).filter(
-    lambda name: not name.lower().startswith("juju_")
-    and name.lower() not in config.RESERVED_FIELD_NAMES
-    and not name.startswith("__")
+    lambda name: (
+        not name.lower().startswith("juju_")
+        and name.lower() not in config.RESERVED_FIELD_NAMES
+        and not name.startswith("__")
+    )
 )
 field_values = st.text(
     st.characters(exclude_characters=",", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")),
