@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import config
 import fake_loki
 import pytest
-import workloads
-import yaml
 from conftest import Deployed, deploy
 from ops import testing
-from real_unit import FALCO_TOPOLOGY, falco_alert, free_port, get, post
-from sidekick import LokiOutput, Settings, render_config
+from real_unit import FALCO_TOPOLOGY, falco_alert, free_port, post
+from sidekick import LokiOutput, Settings
+from sidekick_process import real_sidekick
 from tls_material import Issued
 
 # Reserved names in several spellings: Falcosidekick ignores case.
@@ -58,42 +55,6 @@ ACCEPTED = {
     "sources": "s",
 }
 EVENTS = "falcosecurity_falcosidekick_falco_events_total"
-
-
-@dataclasses.dataclass(frozen=True)
-class Outcome:
-    """How a real sidekick started with some config ended up."""
-
-    exit_code: int | None  # None: it is running and answers /healthz
-    output: str
-
-
-@contextmanager
-def real_sidekick(settings: Settings, directory: Path) -> Iterator[Outcome]:
-    """Run the real binary with the config the charm renders for ``settings``.
-
-    Yields once it answers /healthz, or once it exited (with its code and output).
-    """
-    config_file = directory / "falcosidekick.yaml"
-    config_file.write_text(yaml.safe_dump(render_config(settings)))
-    log = directory / "falcosidekick.log"
-    binary = workloads.require(workloads.FALCOSIDEKICK)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(binary), "-c", str(config_file)], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                if get(f"http://127.0.0.1:{settings.port}/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.02)
-        yield Outcome(process.poll(), log.read_text())
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.mark.parametrize("name", REFUSED_BY_CLASH)
