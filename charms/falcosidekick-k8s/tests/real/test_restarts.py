@@ -94,19 +94,30 @@ def test_logging_relation_keeps_the_process_and_forwards_its_logs(deployed: Depl
     }.items() <= forwarded.labels.items()
 
 
-def test_config_change_restarts_once_with_the_new_config(deployed: Deployed) -> None:
-    """arrange: in service. act: minimum-priority changes. assert: a new process, one replan."""
+def test_config_change_restarts_once_and_the_new_process_applies_it(deployed: Deployed) -> None:
+    """arrange: in service. act: minimum-priority critical and a Loki tenant.
+
+    assert: one replan, a new process; a Warning alert (posted first) is not forwarded, a
+    Critical one is, with the tenant header.
+    """
     unit = deployed.unit
     pid = deployed.pebble.sidekick_pid()
-    config = {**unit.state.config, "minimum-priority": "critical"}
+    config = {**unit.state.config, "minimum-priority": "critical", "loki-tenant": "team-a"}
 
     with record_calls(ops.pebble.Client, ("replan_services",)) as calls:
         unit.run(unit.ctx.on.config_changed(), dataclasses.replace(unit.state, config=config))
 
     assert calls.count("replan_services") == 1
     assert deployed.pebble.sidekick_pid() != pid
-    rendered = (deployed.pebble.root / "etc/falcosidekick/falcosidekick.yaml").read_text()
-    assert "minimumpriority: critical" in rendered
+    url, ca = deployed.alert_url_and_ca()
+    for priority in ("Warning", "Critical"):
+        alert = falco_alert(f"After the config change ({priority})", priority)
+        assert post(url, json.dumps(alert).encode(), ca)[0] == 200
+    loki = deployed.loki
+    loki.wait_for(lambda _: bool(loki.lines_of_rule("After the config change (Critical)")))
+    (critical,) = loki.lines_of_rule("After the config change (Critical)")
+    assert critical.tenant == "team-a"
+    assert loki.lines_of_rule("After the config change (Warning)") == []
 
 
 def test_new_ca_is_served_by_a_new_process_and_revocation_alone_restarts_nothing(
