@@ -12,8 +12,8 @@ import re
 import time
 from collections.abc import Callable
 
-from conftest import Deployed
 from counter_shapes import BORN_AT
+from deployment import Deployed
 from real_unit import falco_alert, post
 from sidekick import SERVICE
 

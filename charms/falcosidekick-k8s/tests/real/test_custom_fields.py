@@ -18,7 +18,7 @@ from pathlib import Path
 import config
 import fake_loki
 import pytest
-from conftest import Deployed, deploy
+from deployment import Deployed, deploy
 from ops import testing
 from real_unit import FALCO_TOPOLOGY, falco_alert, free_port, post
 from sidekick import LokiOutput, Settings

@@ -17,8 +17,8 @@ import fake_loki
 import ops
 import pytest
 import sidekick_states as states
-from conftest import Deployed, deploy
 from cryptography import x509
+from deployment import Deployed, deploy
 from ops import testing
 from ops_probes import PEBBLE_FILE_WRITES, PEBBLE_PLAN_CHANGES, record_calls
 from real_unit import falco_alert, post

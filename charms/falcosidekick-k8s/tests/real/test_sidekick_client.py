@@ -13,7 +13,7 @@ from contextlib import ExitStack
 
 import fake_loki
 import pytest
-from conftest import Deployed
+from deployment import Deployed
 from real_unit import free_port
 from sidekick import LokiOutput, Settings
 from sidekick_client import DeliveryCheckError, deliver_test_event

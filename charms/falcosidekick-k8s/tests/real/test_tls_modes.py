@@ -16,7 +16,7 @@ import alert_rules
 import grafana_dashboard
 import pytest
 import sidekick_states as states
-from conftest import MODES, Deployed
+from deployment import MODES, Deployed
 from ops import testing
 from real_pebble import listening
 from real_unit import FALCO_TOPOLOGY, falco_alert, get, post
