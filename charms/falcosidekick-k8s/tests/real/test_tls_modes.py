@@ -23,7 +23,7 @@ from real_unit import FALCO_TOPOLOGY, falco_alert, get, post
 from sidekick import CHECK
 from sidekick_client import output_counts
 
-EVERYWHERE = "::"  # Go's listener for an empty listenaddress: every IPv4 and IPv6 address
+EVERYWHERE = "every address"
 _SELECTOR = re.compile(r"\b(falcosecurity_falcosidekick_\w+)(?:\{([^}]*)\})?")
 _GROUPING = re.compile(r"\bby \(([^)]*)\)")
 _MATCHER = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"")
@@ -34,6 +34,18 @@ def deployed_fixture(
     request: pytest.FixtureRequest, deployments: Callable[[str], Deployed]
 ) -> Deployed:
     return deployments(request.param)
+
+
+def bound(pid: int) -> set[tuple[str, int]]:
+    """Return where ``pid`` listens, the wildcard addresses shown as EVERYWHERE.
+
+    Go binds an empty listenaddress to ``::`` (every IPv4 and IPv6 address), or to
+    ``0.0.0.0`` on a host without IPv6.
+    """
+    return {
+        (EVERYWHERE if address in ("::", "0.0.0.0") else address, port)  # noqa: S104
+        for address, port in listening(pid)
+    }
 
 
 def shipped_promql() -> list[str]:
@@ -87,7 +99,7 @@ def test_listens_where_the_charm_intends(deployed: Deployed) -> None:
     if deployed.tls:
         expected.add((EVERYWHERE, unit.no_tls_port))
 
-    assert listening(deployed.pebble.sidekick_pid()) == expected
+    assert bound(deployed.pebble.sidekick_pid()) == expected
     alert_url, ca = deployed.alert_url_and_ca()
     assert alert_url.startswith("https://" if deployed.tls else "http://")
     assert get(f"{alert_url}ping", ca) == (200, "pong\n")
@@ -218,7 +230,7 @@ def test_without_certificates_or_ingress_listens_on_the_loopback_only(
     deployed = deployments("none")
     unit = deployed.unit
 
-    assert listening(deployed.pebble.sidekick_pid()) == {("127.0.0.1", unit.port)}
+    assert bound(deployed.pebble.sidekick_pid()) == {("127.0.0.1", unit.port)}
     checked = json.loads(deployed.pebble.cli("check", "--refresh", CHECK, "--format", "json"))
     assert (checked["status"], checked["failures"]) == ("up", 0)
     assert "url" not in unit.relation("http-endpoint").local_app_data
