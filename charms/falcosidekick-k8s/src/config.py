@@ -20,6 +20,12 @@ Priority = Literal[
 
 # Custom fields become Loki and Prometheus label names, so they must be valid label names.
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The labels Falcosidekick 2.34.1 puts on falcosecurity_falcosidekick_falco_events_total next
+# to the custom fields: a custom field of the same name (in any case) makes it panic at start
+# with "duplicate label names", and nothing is received until the option is fixed.
+RESERVED_FIELD_NAMES = frozenset(
+    ("hostname", "rule", "priority", "priority_raw", "source", "k8s_ns_name", "k8s_pod_name")
+)
 # Loki's documented tenant ID alphabet.
 _TENANT = re.compile(r"[A-Za-z0-9!._*'()-]{0,150}")
 # A DNS name as certificates carry it: letters, digits and hyphens, dot-separated labels.
@@ -31,22 +37,55 @@ def _shown(value: str) -> str:
     return reprlib.repr(value)
 
 
+def _field_name_problem(name: str) -> str | None:
+    """Return why Falcosidekick cannot take ``name`` as a custom field, or None if it can.
+
+    Falcosidekick reads its config with viper, which lower-cases every key, so these checks
+    ignore case as it does.
+    """
+    if not _FIELD_NAME.fullmatch(name):
+        return f"field name {_shown(name)} must be letters, digits and underscores"
+    folded = name.lower()
+    if folded.startswith("juju_"):
+        # Falco sets the juju_* topology fields; a custom field would overwrite them and
+        # every alert would claim to come from the wrong unit.
+        return (
+            f"field name {_shown(name)} is reserved: Falco sets the juju_* fields "
+            "(names are not case-sensitive)"
+        )
+    if folded in RESERVED_FIELD_NAMES:
+        return (
+            f"field name {_shown(name)} is reserved: Falcosidekick labels its metrics with "
+            f"{_shown(folded)} itself (names are not case-sensitive); rename the field"
+        )
+    if name.startswith("__"):
+        return (
+            f"field name {_shown(name)} must not start with '__' (Prometheus keeps such label "
+            "names for itself); rename the field"
+        )
+    return None
+
+
 def parse_custom_fields(text: str) -> dict[str, str]:
     """Return ``key:value,key2:value2`` as a dict, or raise ValueError saying what is wrong."""
     fields: dict[str, str] = {}
+    seen: dict[str, str] = {}  # lower-cased name -> the name as given
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = (part.strip() for part in item.partition(":"))
         if not sep or not value:
             raise ValueError(
                 f"expected 'name:value' pairs separated by commas, got {_shown(item)}"
             )
-        if not _FIELD_NAME.fullmatch(name):
-            raise ValueError(f"field name {_shown(name)} must be letters, digits and underscores")
-        if name.startswith("juju_"):
-            # Falco sets the juju_* topology fields; a custom field would overwrite them and
-            # every alert would claim to come from the wrong unit.
+        if problem := _field_name_problem(name):
+            raise ValueError(problem)
+        earlier = seen.setdefault(name.lower(), name)
+        if name in fields:
+            raise ValueError(f"field name {_shown(name)} is given twice: keep one")
+        if earlier != name:
+            # Falcosidekick would keep one of the two values, silently.
             raise ValueError(
-                f"field name {_shown(name)} is reserved: Falco sets the juju_* fields"
+                f"field names {_shown(earlier)} and {_shown(name)} are the same to "
+                "Falcosidekick (it ignores case): keep one"
             )
         if value.startswith("%"):
             # Falcosidekick would replace it with one of its environment variables.

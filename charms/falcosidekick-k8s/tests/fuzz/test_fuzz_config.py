@@ -37,14 +37,21 @@ TENANT_ALPHABET = r"A-Za-z0-9!._*'()-"
 
 valid_ports = st.integers(1, 65535).filter(lambda port: port != 2810)
 field_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True).filter(
-    lambda name: not name.startswith("juju_")
+    lambda name: (
+        not name.lower().startswith("juju_")
+        and name.lower() not in config.RESERVED_FIELD_NAMES
+        and not name.startswith("__")
+    )
 )
 field_values = st.text(
     st.characters(exclude_characters=",", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")),
     min_size=1,
     max_size=20,
 ).filter(lambda value: value.strip() == value and not value.startswith("%"))
-valid_custom_fields = st.lists(st.tuples(field_names, field_values), max_size=4)
+# Falcosidekick ignores the case of names: two that differ only in case are one field to it.
+valid_custom_fields = st.lists(
+    st.tuples(field_names, field_values), max_size=4, unique_by=lambda pair: pair[0].lower()
+)
 valid_tenants = st.from_regex(rf"[{TENANT_ALPHABET}]{{0,150}}", fullmatch=True).filter(
     lambda tenant: tenant not in (".", "..")
 )
@@ -73,6 +80,10 @@ invalid_values: dict[str, st.SearchStrategy[Any]] = {
             field_names.map(lambda n: f"{n}-x:value"),
             field_names.map(lambda n: f"9{n}:value"),
             field_names.map(lambda n: f"juju_{n}:value"),
+            field_names.map(lambda n: f"JUJU_{n}:value"),
+            st.sampled_from(sorted(config.RESERVED_FIELD_NAMES)).map(lambda n: f"{n.title()}:v"),
+            field_names.map(lambda n: f"__{n}:value"),
+            field_names.map(lambda n: f"{n}:a,{n.swapcase()}:b"),
             field_names.map(lambda n: f"{n}:%HOME"),
         ),
     ),

@@ -70,6 +70,35 @@ def test_without_tls_listens_on_loopback_only_and_asks_for_a_relation(
         ({"custom-fields": "juju_unit:x"}, "invalid config 'custom-fields': field name 'juju_u"),
         ({"custom-fields": "a-b:x"}, "invalid config 'custom-fields': field name 'a-b' must"),
         ({"custom-fields": "a:%HOME"}, "invalid config 'custom-fields': value of 'a' must not"),
+        (
+            {"custom-fields": "env:prod,Priority:x"},
+            "invalid config 'custom-fields': field name 'Priority' is reserved: Falcosidekick "
+            "labels its metrics with 'priority' itself (names are not case-sensitive); "
+            "rename the field",
+        ),
+        (
+            {"custom-fields": "k8s_pod_name:x"},
+            "invalid config 'custom-fields': field name 'k8s_pod_name' is reserved",
+        ),
+        (
+            {"custom-fields": "__meta:x"},
+            "invalid config 'custom-fields': field name '__meta' must not start with '__' "
+            "(Prometheus keeps such label names for itself); rename the field",
+        ),
+        (
+            {"custom-fields": "Team:a,env:b,team:c"},
+            "invalid config 'custom-fields': field names 'Team' and 'team' are the same to "
+            "Falcosidekick (it ignores case): keep one",
+        ),
+        (
+            {"custom-fields": "env:a,env:b"},
+            "invalid config 'custom-fields': field name 'env' is given twice: keep one",
+        ),
+        (
+            {"custom-fields": "Juju_Unit:x"},
+            "invalid config 'custom-fields': field name 'Juju_Unit' is reserved: Falco sets the "
+            "juju_* fields (names are not case-sensitive)",
+        ),
         ({"loki-tenant": "a b"}, "invalid config 'loki-tenant': a Loki tenant is at most 150"),
     ],
 )
