@@ -165,18 +165,35 @@ def test_invalid_config_blocks_and_keeps_falco_running(
     assert machine.unit()["active"] is True
 
 
-def test_failed_service_is_reported_and_not_restarted_by_idle_hooks(
+def test_failed_start_is_reported_as_systemd_reports_it_and_not_retried_by_idle_hooks(
     ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
 ) -> None:
-    """arrange: Falco cannot start. act: install, update-status, fix via config. assert."""
+    """arrange: Falco exits at start. act: install, idle hooks, systemd gives up, a fix.
+
+    assert: `systemctl start` succeeds (Type=simple) and the status says what systemd says:
+    not running while it waits to restart Falco, failed once it gave up; idle hooks start
+    nothing; the fix clears the failure and starts Falco once.
+    """
     machine.set_knob("systemd", "fail_start", True)
 
     out = installed(ctx, state)
+    assert machine.show("ActiveState", "SubState", "Result") == {
+        "ActiveState": "activating",
+        "SubState": "auto-restart",
+        "Result": "exit-code",
+    }
     assert out.unit_status == testing.BlockedStatus(
-        "Falco is failed: see `journalctl -u juju-falco`"
+        "Falco is not running: see `journalctl -u juju-falco`"
     )
     machine.clear_calls()
     out = ctx.run(ctx.on.update_status(), out)
+    assert machine.restarts() == 0
+
+    machine.crash()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == testing.BlockedStatus(
+        "Falco is failed: see `journalctl -u juju-falco`"
+    )
     assert machine.restarts() == 0
 
     machine.set_knob("systemd", "fail_start", False)
