@@ -205,6 +205,28 @@ def test_failed_start_is_reported_as_systemd_reports_it_and_not_retried_by_idle_
     assert out.unit_status == LOCAL_ONLY
 
 
+def test_a_fix_while_systemd_waits_to_restart_falco_applies_at_once(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco exited at start; systemd waits RestartSec. act: a fix. assert: no wait.
+
+    `systemctl start` on a unit waiting to restart blocks until the restart timer fires (up
+    to RestartSec=15s of the hook); `systemctl restart` starts it at once.
+    """
+    machine.set_knob("systemd", "fail_start", True)
+    out = installed(ctx, state)
+    machine.set_knob("systemd", "fail_start", False)
+
+    out = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"buffer-size-preset": 5})
+    )
+
+    assert machine.tool_state("systemd").get("waited_starts") is None
+    assert machine.restarts() == 2
+    assert machine.show("ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": "0"}
+    assert out.unit_status == LOCAL_ONLY
+
+
 def test_stopped_service_is_reported(
     ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
 ) -> None:
