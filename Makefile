@@ -26,10 +26,12 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export PATH := $(TOOLS)/bin:$(PATH)
 
 # Debian packages the component tests drive for real (installed when running as root): the
-# tools, and the libraries the real Falco of ../shared/workloads links against.
+# tools, the libraries the real Falco of ../shared/workloads links against, and what boots
+# a real systemd in a container for the falco unit (debootstrap, systemd-nspawn).
 APT_PACKAGES := git logrotate openssh-server prometheus systemd \
-	libcurl4 zlib1g libelf1 libjsoncpp25 libre2-9 libtbb12 libssl3
-APT_COMMANDS := git logrotate sshd promtool systemd-analyze
+	libcurl4 zlib1g libelf1 libjsoncpp25 libre2-9 libtbb12 libssl3 \
+	debootstrap systemd-container
+APT_COMMANDS := git logrotate sshd promtool systemd-analyze debootstrap systemd-nspawn
 
 .PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo

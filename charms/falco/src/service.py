@@ -192,7 +192,11 @@ def _restart(layout: Layout, desired: Desired, unit_changed: bool, running: bool
             systemd.service_enable(SERVICE_NAME)
         if has_failed():
             _reset_failed()
-        systemd.service_start(SERVICE_NAME)
+        # `restart`, not `start`: a Falco that exited is waiting for its restart timer
+        # (RestartSec=) and `start` would block the hook until the timer fires; `restart`
+        # starts it now with the new files. Type=simple: success means Falco was started,
+        # not that it stays up; the next hook's status says what systemd saw.
+        systemd.service_restart(SERVICE_NAME)
     except systemd.SystemdError as exc:
         return Outcome(Action.RESTART, problem=f"systemd could not start Falco: {exc}")
     return Outcome(Action.RESTART)

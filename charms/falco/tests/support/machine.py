@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fake_tools import WANTS, FakeSystemd
+
 SUPPORT = Path(__file__).resolve().parent
 FIXTURES = Path(__file__).resolve().parent.parent / "reference"
 TOOL_NAMES = ("systemctl", "dkms", "modprobe", "dpkg", "apt-get", "apt-cache")
@@ -192,28 +194,44 @@ class FakeMachine:
             state["missing"] = value
         (self.state / f"{tool}.json").write_text(json.dumps(state))
 
+    def systemd(self) -> FakeSystemd:
+        """Return the fake systemd, to act on units as something other than the charm."""
+        return FakeSystemd(self.state, self.root)
+
     def stop_by_hand(self, name: str = "juju-falco.service") -> None:
         """Stop a unit behind the charm's back, as an administrator would."""
-        state = self.tool_state("systemd")
-        state["units"][name]["active"] = False
-        (self.state / "systemd.json").write_text(json.dumps(state))
+        systemd = self.systemd()
+        systemd.stop(name)
+        systemd.save()
 
     def crash(self, name: str = "juju-falco.service") -> None:
-        """Make a unit fail by itself, as when systemd gives up restarting a crashing service."""
-        state = self.tool_state("systemd")
-        state["units"][name].update(active=False, failed=True)
-        (self.state / "systemd.json").write_text(json.dumps(state))
+        """Make a running unit crash until systemd gives up restarting it (start limit)."""
+        systemd = self.systemd()
+        systemd.give_up(name)
+        systemd.save()
 
     def start_by_hand(self, name: str = "juju-falco.service") -> None:
         """Start a unit behind the charm's back, as an administrator would after a fix."""
-        state = self.tool_state("systemd")
-        state["units"][name].update(active=True, failed=False)
-        (self.state / "systemd.json").write_text(json.dumps(state))
+        systemd = self.systemd()
+        if systemd.unit(name)["active"] == "failed":
+            systemd.reset_failed(name)
+        systemd.start(name)
+        systemd.save()
 
     def unit(self, name: str = "juju-falco.service") -> dict[str, Any]:
-        """Return systemd's view of a unit (active, enabled, failed, loaded)."""
-        units: dict[str, Any] = self.tool_state("systemd").get("units", {})
-        return units.get(name, {"active": False, "enabled": False, "failed": False})
+        """Return systemd's view of a unit: active, enabled, failed, and the digest loaded."""
+        held = self.tool_state("systemd").get("units", {}).get(name, {})
+        return {
+            "active": held.get("active") == "active",
+            "enabled": (self.root / "etc/systemd/system" / WANTS / name).is_symlink(),
+            "failed": held.get("active") == "failed",
+            "loaded": held.get("loaded"),
+        }
+
+    def show(self, *properties: str, name: str = "juju-falco.service") -> dict[str, str]:
+        """Return systemd's properties of a unit, as ``systemctl show -p`` gives them."""
+        values = self.systemd().properties(name)
+        return {key: values[key] for key in properties}
 
     def systemctl_verbs(self) -> list[str]:
         """Return the systemctl verbs called, in order (queries included)."""

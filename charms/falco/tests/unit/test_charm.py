@@ -165,18 +165,35 @@ def test_invalid_config_blocks_and_keeps_falco_running(
     assert machine.unit()["active"] is True
 
 
-def test_failed_service_is_reported_and_not_restarted_by_idle_hooks(
+def test_failed_start_is_reported_as_systemd_reports_it_and_not_retried_by_idle_hooks(
     ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
 ) -> None:
-    """arrange: Falco cannot start. act: install, update-status, fix via config. assert."""
+    """arrange: Falco exits at start. act: install, idle hooks, systemd gives up, a fix.
+
+    assert: `systemctl start` succeeds (Type=simple) and the status says what systemd says:
+    not running while it waits to restart Falco, failed once it gave up; idle hooks start
+    nothing; the fix clears the failure and starts Falco once.
+    """
     machine.set_knob("systemd", "fail_start", True)
 
     out = installed(ctx, state)
+    assert machine.show("ActiveState", "SubState", "Result") == {
+        "ActiveState": "activating",
+        "SubState": "auto-restart",
+        "Result": "exit-code",
+    }
     assert out.unit_status == testing.BlockedStatus(
-        "Falco is failed: see `journalctl -u juju-falco`"
+        "Falco is not running: see `journalctl -u juju-falco`"
     )
     machine.clear_calls()
     out = ctx.run(ctx.on.update_status(), out)
+    assert machine.restarts() == 0
+
+    machine.crash()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert out.unit_status == testing.BlockedStatus(
+        "Falco is failed: see `journalctl -u juju-falco`"
+    )
     assert machine.restarts() == 0
 
     machine.set_knob("systemd", "fail_start", False)
@@ -185,6 +202,28 @@ def test_failed_service_is_reported_and_not_restarted_by_idle_hooks(
     )
     assert "reset-failed" in machine.systemctl_verbs()
     assert machine.restarts() == 1
+    assert out.unit_status == LOCAL_ONLY
+
+
+def test_a_fix_while_systemd_waits_to_restart_falco_applies_at_once(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco exited at start; systemd waits RestartSec. act: a fix. assert: no wait.
+
+    `systemctl start` on a unit waiting to restart blocks until the restart timer fires (up
+    to RestartSec=15s of the hook); `systemctl restart` starts it at once.
+    """
+    machine.set_knob("systemd", "fail_start", True)
+    out = installed(ctx, state)
+    machine.set_knob("systemd", "fail_start", False)
+
+    out = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"buffer-size-preset": 5})
+    )
+
+    assert machine.tool_state("systemd").get("waited_starts") is None
+    assert machine.restarts() == 2
+    assert machine.show("ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": "0"}
     assert out.unit_status == LOCAL_ONLY
 
 
