@@ -84,3 +84,26 @@ def test_a_hot_reloaded_option_stays_acceptable_to_falco(unit: RealUnit) -> None
     result = unit.falco.run("-c", str(unit.config_file), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert unit.status == LOCAL_ONLY
+
+
+def test_falcos_own_reason_for_a_refused_config_reaches_the_status(
+    tmp_path: Path, real_charm_root: Path
+) -> None:
+    """arrange: the payload's plugin library deleted. act: change an option. assert: why."""
+    with real_unit(tmp_path, real_charm_root) as unit:
+        unit.install()
+        live = unit.config_file.read_text()
+        unit.payload.container_plugin.unlink()
+
+        unit.configure(**{"minimum-priority": "notice"})
+
+    assert isinstance(unit.status, testing.BlockedStatus)
+    message = unit.status.message
+    # Falco logs this one with a timestamp and no "Error:"; the status keeps its beginning
+    # and its end (the reason), and drops the timestamp.
+    assert message.startswith(
+        "falco --dry-run rejected the rendered falco.yaml: cannot load plugin /"
+    ), message
+    assert message.endswith("cannot open shared object file: No such file or directory."), message
+    assert "Runtime error" not in message
+    assert unit.config_file.read_text() == live
