@@ -200,13 +200,26 @@ class NodriverFalco:
         assert status == 200, body
         return parse_metrics(body)
 
+    def scrape_between_reloads(self) -> list[Sample]:
+        """Return /metrics, or nothing while Falco reloads (its webserver restarts too)."""
+        status, body = http_get(f"http://127.0.0.1:{self.port}/metrics")
+        return parse_metrics(body) if status == 200 else []
+
+    def info_labels(self, name: str, key: str) -> dict[str, str]:
+        """Return one ``*_info`` metric as {file_name: ``key`` label}; {} while reloading."""
+        return {
+            sample.labels["file_name"]: sample.labels[key]
+            for sample in self.scrape_between_reloads()
+            if sample.name == name
+        }
+
     def rules_files_sha256(self) -> dict[str, str]:
         """Return the rules files Falco runs with now, by file name, from /metrics."""
-        return {
-            sample.labels["file_name"]: sample.labels["sha256"]
-            for sample in self.scrape()
-            if sample.name == "falcosecurity_falco_sha256_rules_files_info"
-        }
+        return self.info_labels("falcosecurity_falco_sha256_rules_files_info", "sha256")
+
+    def config_files_sha256(self) -> dict[str, str]:
+        """Return the config files Falco runs with now, by file name, from /metrics."""
+        return self.info_labels("falcosecurity_falco_sha256_config_files_info", "sha256")
 
     def wait_for_rules(self, wanted: dict[str, str], restarts: int) -> None:
         """Wait until Falco restarted ``restarts`` times in all and runs ``wanted`` rules."""
