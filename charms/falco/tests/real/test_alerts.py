@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import workloads
 from falco_rig import sidekick_relation
-from real_falco import HttpsSink, expected_alerts, log_lines
+from real_falco import HttpsSink, expected_alerts, keep_sample, log_lines
 from real_unit import UNIT_TOPOLOGY, RealUnit, real_unit
 from tls_material import make_ca
 
@@ -89,6 +89,7 @@ def test_alerts_reach_the_endpoint_over_verified_tls_with_the_units_topology(
     replay(unit)
 
     alerts = sink.alerts()
+    keep_sample("delivered-alert.json", json.dumps(alerts[0], indent=2, sort_keys=True) + "\n")
     assert [comparable(alert) for alert in alerts] == expected()
     for alert in alerts:
         assert {key: alert["output_fields"][key] for key in UNIT_TOPOLOGY} == UNIT_TOPOLOGY
@@ -112,3 +113,33 @@ def test_a_sink_certified_by_another_ca_receives_nothing(unit: RealUnit, tmp_pat
     # Falco said why (libcurl's words), and replayed to the end of the capture (exit 0).
     refused = "libcurl failed to perform call: SSL peer certificate or SSH remote key was not OK"
     assert refused in log_lines(log)
+
+
+@pytest.mark.parametrize(
+    ("options", "silenced"),
+    [
+        ({"disabled-rules": "Read sensitive*"}, {"Read sensitive file untrusted"}),
+        ({"disabled-rules": "*", "enabled-rules": "tag:T1552.001"}, None),
+        ({"minimum-priority": "error"}, None),
+    ],
+)
+def test_rule_options_decide_what_falco_reports(
+    unit: RealUnit, sink: HttpsSink, options: dict[str, str], silenced: set[str] | None
+) -> None:
+    """arrange: related to the sink. act: select rules, replay. assert: only those alert."""
+    marker = workloads.require(workloads.SELFTEST_MARKER_RULE).read_text()
+    unit.relate(sidekick_relation(sink.url, CA.cert_pem))
+    unit.configure(**{"custom-rules": marker, **options})
+    before = len(sink.alerts())
+
+    replay(unit)
+
+    fired = {alert["rule"] for alert in sink.alerts()[before:]}
+    everything = {alert["rule"] for alert in expected()}
+    if options.get("enabled-rules"):
+        # Only "Search Private Keys or Passwords" carries T1552.001 among those the capture fires.
+        assert fired == {"Search Private Keys or Passwords"}
+    elif silenced is None:
+        assert fired == set()  # every alert of the capture is a Warning
+    else:
+        assert fired == everything - silenced

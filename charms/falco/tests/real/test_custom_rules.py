@@ -10,6 +10,7 @@ what the real Falco accepts).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import real_tools
 from git_repos import RulesRepo, rule
 from git_servers import SshGitServer
 from ops import testing
-from real_falco import loaded_rules_files
+from real_falco import keep_sample, loaded_rules_files
 from real_unit import RealUnit, real_unit
 
 LOCAL_ONLY = testing.ActiveStatus("alerts stay on this host: integrate http-endpoint")
@@ -134,6 +135,8 @@ def test_inline_rules_falco_refuses_keep_the_last_good_set(unit: RealUnit, case:
 
     unit.configure(**{"custom-rules": text})
     action = unit.refresh_rules()
+    sample = {"status": repr(unit.status), "failure": action.failure, "results": action.results}
+    keep_sample(f"refused-inline-{case.replace(' ', '-')}.json", json.dumps(sample, indent=2))
 
     assert unit.status == testing.BlockedStatus(REFUSED + error)
     assert action.failure == REFUSED + error
@@ -203,6 +206,8 @@ def test_repository_content_falco_refuses_keeps_the_last_good_set(
 
     action = unit.refresh_rules()
     status = unit.status
+    sample = {"status": repr(status), "failure": action.failure, "results": action.results}
+    keep_sample(f"refused-repository-{case.replace(' ', '-')}.json", json.dumps(sample, indent=2))
     repo.commit(dict.fromkeys(files))
     fixed = unit.refresh_rules()
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from git_servers import free_port
 from ops import testing
-from real_falco import NodriverFalco, Sample, http_get, parse_metrics
+from real_falco import NodriverFalco, Sample, http_get, keep_sample, parse_metrics
 from real_unit import RealUnit, real_unit
 
 DASHBOARD = json.loads((cos_content.DASHBOARDS_DIR / "falco-host-health.json").read_text())
@@ -68,6 +68,7 @@ def scrape_fixture(unit: RealUnit, falco: NodriverFalco) -> list[Sample]:
     (target,) = job["static_configs"][0]["targets"]
     status, body = http_get(f"http://{target}{job['metrics_path']}")
     assert status == 200, body
+    keep_sample("metrics-nodriver.txt", body)
     return parse_metrics(body)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import signal
 import ssl
@@ -38,6 +39,18 @@ WAIT_S = 30.0
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 T = TypeVar("T")
+
+
+# Set to a directory to keep what the real programs said, for the docs to quote.
+SAMPLES_ENV = "FALCO_REAL_SAMPLES"
+
+
+def keep_sample(name: str, text: str) -> None:
+    """Write ``text`` to ``$FALCO_REAL_SAMPLES/<name>`` when that variable is set."""
+    where = os.environ.get(SAMPLES_ENV)
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        (Path(where) / name).write_text(text)
 
 
 def log_lines(text: str) -> list[str]:
