@@ -2,26 +2,36 @@
 
 Falco's CLI contract (0.44): ``--version`` prints one JSON object when ``json_output`` is
 true; ``-c <file> --dry-run`` loads the config, plugins and rules and exits 0 when they all
-load; on failure Falco exits 1 and prints ``Error: <why>`` on stderr. ``-V <file>`` (repeatable)
-loads the files in order into one engine and, with ``json_output``, prints one
-``{"falco_load_results": [...]}`` line with each file's errors; it exits 1 if any file fails.
+load; on failure Falco exits 1 and prints ``Error: <why>`` on stderr, or, for what fails
+while it runs (a plugin library that cannot load), logs ``Runtime error: <why>. Exiting.``
+after its timestamp. ``-V <file>`` (repeatable) loads the files in order into one engine
+and, with ``json_output``, prints one ``{"falco_load_results": [...]}`` line with each
+file's errors; it exits 1 if any file fails, or without that line if the config itself
+cannot be read.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from messages import shorten
+from messages import shorten, shorten_middle
 
 VERSION_TIMEOUT_S = 60
 # Loading the default ruleset and the container plugin takes about a second; a slow or
 # overloaded machine gets ample margin before we call the binary unusable.
 DRY_RUN_TIMEOUT_S = 180
 VALIDATE_TIMEOUT_S = 180
+# Falco's log lines (log_stderr) start with a timestamp; a status does not need it.
+_LOG_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}: ")
+_FATAL = ("Error:", "Runtime error:")
+# After "Error: <file>: Invalid", Falco prints where, a snippet, then the reason as
+# "LOAD_ERR_<CODE> (<description>): <message>".
+_LOAD_ERROR = re.compile(r"^LOAD_ERR_\w+ \(.+?\): (.+)$")
 
 
 class FalcoCliError(Exception):
@@ -46,19 +56,43 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class RulesVerdict:
-    """Falco's verdict on rules files: the first file that failed and its first error."""
+    """Falco's verdict on rules files: the first file that failed and its first error.
+
+    ``file`` is the config file when Falco refused the config before loading any rules.
+    ``item`` is what the error is about ("rule 'X'") and ``item_file`` the file that
+    defines it, which may be an earlier one: a file overriding a macro can break a rule
+    another file defines, and Falco reports it on the later file.
+    """
 
     ok: bool
     file: str | None = None
     message: str = ""
+    item: str = ""
+    item_file: str | None = None
 
 
-def _error_line(stderr: str, returncode: int) -> str:
-    """Return Falco's own one-line explanation of a failure, shortened for a status."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error:")]
-    chosen = (errors or lines or [f"exit code {returncode}"])[-1]
-    return shorten(chosen.removeprefix("Error:").strip())
+def _error_line(stderr: str, returncode: int, config_file: Path | None = None) -> str:
+    """Return Falco's own one-line explanation of a failure, shortened for a status.
+
+    The path of ``config_file`` is left out: the charm's staged config means nothing to
+    an operator.
+    """
+    lines = [_LOG_TIME.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    fatal = [index for index, line in enumerate(lines) if line.startswith(_FATAL)]
+    if not fatal:
+        return shorten_middle(lines[-1] if lines else f"exit code {returncode}")
+    chosen = lines[fatal[-1]]
+    for prefix in _FATAL:
+        chosen = chosen.removeprefix(prefix)
+    chosen = chosen.strip().removesuffix(" Exiting.")
+    if chosen.endswith(": Invalid"):
+        reasons = [match for line in lines[fatal[-1] :] if (match := _LOAD_ERROR.match(line))]
+        if reasons:
+            chosen += f": {reasons[0].group(1)}"
+    if config_file is not None:
+        chosen = chosen.replace(f" ({config_file})", "")
+    return shorten_middle(chosen)
 
 
 def _run(args: list[str], timeout: int) -> subprocess.CompletedProcess[str]:
@@ -100,18 +134,23 @@ def dry_run(binary: Path, config_file: Path) -> CheckResult:
         return CheckResult(ok=False, message=str(exc))
     if result.returncode == 0:
         return CheckResult(ok=True)
-    return CheckResult(ok=False, message=_error_line(result.stderr, result.returncode))
+    message = _error_line(result.stderr, result.returncode, config_file)
+    return CheckResult(ok=False, message=message)
 
 
-def _first_error(result: dict[str, Any]) -> str:
+def _refusal(file: str | None, result: dict[str, Any]) -> RulesVerdict:
+    """Return the verdict on the file ``result`` is about, from its first error."""
     errors = result.get("errors") or [{}]
     error = errors[0] if isinstance(errors[0], dict) else {}
-    message = str(error.get("message") or error.get("codedesc") or "invalid")
+    message = shorten(str(error.get("message") or error.get("codedesc") or "invalid"))
     locations = (error.get("context") or {}).get("locations") or []
     named = [loc for loc in locations if isinstance(loc, dict) and loc.get("item_name")]
-    if named:
-        message += f" ({named[-1].get('item_type', 'item')} '{named[-1]['item_name']}')"
-    return shorten(message)
+    if not named:
+        return RulesVerdict(ok=False, file=file, message=message)
+    item = f"{named[-1].get('item_type', 'item')} '{shorten(str(named[-1]['item_name']), 80)}'"
+    position = named[-1].get("position")
+    item_file = position.get("name") if isinstance(position, dict) else None
+    return RulesVerdict(ok=False, file=file, message=message, item=item, item_file=item_file)
 
 
 def _load_results(stdout: str) -> list[dict[str, Any]] | None:
@@ -134,14 +173,11 @@ def validate_rules(binary: Path, config_file: Path, files: list[Path]) -> RulesV
         result = _run(args, VALIDATE_TIMEOUT_S)
     except FalcoCliError as exc:
         return RulesVerdict(ok=False, message=str(exc))
-    results = _load_results(result.stdout)
-    if results is None:
-        if result.returncode == 0:
-            return RulesVerdict(ok=True)
-        return RulesVerdict(ok=False, message=_error_line(result.stderr, result.returncode))
-    for loaded in results:
+    for loaded in _load_results(result.stdout) or []:
         if not loaded.get("successful", False):
-            return RulesVerdict(ok=False, file=loaded.get("name"), message=_first_error(loaded))
-    if result.returncode != 0:
-        return RulesVerdict(ok=False, message=_error_line(result.stderr, result.returncode))
-    return RulesVerdict(ok=True)
+            return _refusal(loaded.get("name"), loaded)
+    if result.returncode == 0:
+        return RulesVerdict(ok=True)
+    # Without a failed file, Falco refused what it read before any rules: the config.
+    message = _error_line(result.stderr, result.returncode, config_file)
+    return RulesVerdict(ok=False, file=str(config_file), message=message)

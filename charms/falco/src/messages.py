@@ -17,6 +17,19 @@ def shorten(text: str, limit: int = MAX_QUOTED) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+def shorten_middle(text: str, limit: int = MAX_QUOTED) -> str:
+    """Return ``text`` on one line, at most ``limit`` long, cut in the middle if need be.
+
+    For errors that name what failed first and why last ("cannot load plugin <path>: ...:
+    No such file or directory"): the middle, usually a path said twice, is what can go.
+    """
+    flat = " ".join(text.splitlines())
+    if len(flat) <= limit:
+        return flat
+    head = (limit - 3) // 2
+    return flat[:head] + "..." + flat[len(flat) - (limit - 3 - head) :]
+
+
 def status_line(text: str) -> str:
     """Return ``text`` fit for a status: one line, at most MAX_STATUS characters."""
     return shorten(text, MAX_STATUS)

@@ -40,6 +40,8 @@ from layout import SERVICE_NAME, Layout
 from payload import Payload
 
 logger = logging.getLogger(__name__)
+# How statuses name the payload's default rules file.
+DEFAULT_RULES = "default rules"
 
 if TYPE_CHECKING:
     from config import FalcoConfig
@@ -98,9 +100,10 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
         overrides=tuple(custom_rules.override_documents(rule_set)),
     )
     checked = custom_rules.rules_files(layout, rule_set)
-    if checked:
-        # The defaults come first so that overrides of default rules resolve.
-        checked.insert(0, RulesFile("default rules", current.default_rules))
+    if not rule_set.empty:
+        # The defaults come first so that overrides of default rules resolve; checked even
+        # with config overrides alone, which can break them (append_output fields).
+        checked.insert(0, RulesFile(DEFAULT_RULES, current.default_rules))
     data = falco_config.build(
         falco_config.ConfigInputs(
             payload=current,
@@ -212,16 +215,30 @@ def config_rejection(layout: Layout) -> str | None:
 
 
 def _rules_problem(layout: Layout, desired: Desired) -> str | None:
+    """Return Falco's verdict on the rules to check, naming the operator's file at fault.
+
+    Falco reports an error on the file it was loading, which is not always where the
+    operator must look: the rule it names may come from an earlier file, and when the
+    default rules or the config itself fail, only the repository's config overrides
+    (merged into the staged falco.yaml) can be the cause.
+    """
+    staged = layout.staged_config_file
     verdict = falco_cli.validate_rules(
-        desired.falco_binary,
-        layout.staged_config_file,
-        [rules.path for rules in desired.checked_rules],
+        desired.falco_binary, staged, [rules.path for rules in desired.checked_rules]
     )
     if verdict.ok:
         return None
     names = {str(rules.path): rules.name for rules in desired.checked_rules}
-    name = names.get(verdict.file or "", verdict.file or "rules")
-    return f"{name}: {verdict.message}"
+    names[str(staged)] = "falco.yaml"
+    culprit_file = verdict.file
+    culprit = names.get(culprit_file or "", culprit_file or "rules")
+    overrides = [source.name for source in desired.rule_set.overrides]
+    if overrides and culprit in (DEFAULT_RULES, "falco.yaml"):
+        culprit, culprit_file = ", ".join(overrides), None
+    item = verdict.item
+    if item and verdict.item_file and verdict.item_file != culprit_file:
+        item += f" in {names.get(verdict.item_file, Path(verdict.item_file).name)}"
+    return f"{culprit}: {verdict.message}" + (f" ({item})" if item else "")
 
 
 def _check(layout: Layout, desired: Desired, record: Path) -> str | None:

@@ -9,6 +9,7 @@ scrapes from a Falco unit (Falco's names, plus the topology labels the collector
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,85 @@ def test_injection_scopes_every_selector() -> None:
         ' unless c{juju_application="falco"} offset 5m'
     )
     assert promql.metric_names(expr) == {"a_total", "b_total", "c"}
+
+
+# ------------------------------------------------------------------------------ dashboard
+DASHBOARD = json.loads((cos_content.DASHBOARDS_DIR / "falco-host-health.json").read_text())
+# A real rule counter as Falco 0.44.1 exports it (priority 4 is Warning), as scraped.
+WARNING_RULE = {
+    "rule_name": "Read sensitive file untrusted",
+    "priority": "4",
+    "source": "syscall",
+    "tag_T1555": "true",
+    "tag_filesystem": "true",
+}
+
+
+def panel_expr(title: str, interval: str = "5m") -> str:
+    """Return a panel's query as Grafana sends it, with ``$__rate_interval`` = ``interval``."""
+    panel = next(panel for panel in DASHBOARD["panels"] if panel["title"] == title)
+    (target,) = panel["targets"]
+    expr: str = target["expr"]
+    return expr.replace("$__rate_interval", interval)
+
+
+def sample(labels: str, value: float) -> dict[str, Any]:
+    return {"labels": labels, "value": value}
+
+
+PANEL_CASES: dict[str, tuple[str, str, list[tuple[str, list[dict[str, Any]]]]]] = {
+    # Falco exports a rule's counter only from its first match, already at 1.
+    "a rule's first match shows by priority": (
+        "Rule matches by priority",
+        "_x5 1x15",
+        [
+            ("4m", []),
+            ("6m", [sample('{priority="4"}', 1)]),
+            ("12m", [sample('{priority="4"}', 0)]),
+        ],
+    ),
+    "a rule's first match shows by rule": (
+        "Rule matches by rule",
+        "_x5 1x15",
+        [("6m", [sample('{rule_name="Read sensitive file untrusted"}', 1)])],
+    ),
+    "three matches before the first scrape count as three": (
+        "Rule matches by priority",
+        "_x5 3x15",
+        [("8m", [sample('{priority="4"}', 3)])],
+    ),
+    "a later match counts as the increase": (
+        "Rule matches by priority",
+        "_x5 1x10 2x10",
+        [("17m", [sample('{priority="4"}', 1)]), ("25m", [sample('{priority="4"}', 0)])],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PANEL_CASES))
+def test_rule_match_panels_count_a_rules_first_match(
+    promtool: str, tmp_path: Path, case: str
+) -> None:
+    """arrange: a rule counter born at 1. act: promtool evaluates the panel. assert: seen."""
+    title, values, expected = PANEL_CASES[case]
+    (tmp_path / "empty.rules.yaml").write_text(yaml.safe_dump({"groups": []}))
+    expr = panel_expr(title)
+    tests = {
+        "rule_files": ["empty.rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [series(MATCHES, values, **WARNING_RULE)],
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": at, "exp_samples": samples}
+                    for at, samples in expected
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(tests))
+
+    result = run(promtool, "test", "rules", str(tmp_path / "test.yaml"))
+
+    assert result.returncode == 0, result.stdout + result.stderr

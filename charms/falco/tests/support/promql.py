@@ -45,6 +45,11 @@ def _selectors(expr: str) -> Iterator[tuple[int, int, str, bool]]:
             i = match.end()
         elif char == "[":
             i = expr.index("]", i) + 1
+        elif char == "$":
+            # A Grafana variable ($__rate_interval after offset): no selector.
+            match = _IDENT.match(expr, i + 1)
+            assert match, f"a bare $ at {i} in {expr!r}"
+            i = match.end()
         elif char.isdigit() or (char == "." and expr[i + 1 : i + 2].isdigit()):
             match = _NUMBER.match(expr, i)
             assert match

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import lzma
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import cos_content
+import falco_metrics
 import promql
 import pytest
 import yaml
 from cosl import DashboardPath40UID
+from falco_metrics import KMOD_ONLY
 from layout import Layout
 from topology import RULE_LABELS, TOPOLOGY
 
@@ -78,7 +81,7 @@ DASHBOARD_FILE = cos_content.DASHBOARDS_DIR / "falco-host-health.json"
 DASHBOARD = json.loads(DASHBOARD_FILE.read_text())
 # When the dashboard changes, bump its "version" (Grafana keeps the highest one) and record
 # the new digest here: this test fails until both are done.
-RECORDED_VERSION = (1, "65bebb56d49ee30f")
+RECORDED_VERSION = (2, "a7b060aa7095ccad")
 RULE_FILE = cos_content.PROMETHEUS_RULES_DIR / "falco.rules"
 SHARED_LOKI_RULE = (
     Path(__file__).resolve().parents[4] / "libs/loki_rules/falco_critical_alerts.rules"
@@ -139,6 +142,28 @@ def test_metric_name_check_would_catch_an_unknown_metric() -> None:
     names = promql.metric_names("sum by (juju_unit) (rate(falcosecurity_falco_made_up[5m]))")
 
     assert names - FALCO_METRICS == {"falcosecurity_falco_made_up"}
+
+
+def test_panels_of_kmod_only_metrics_say_kmod() -> None:
+    """arrange: the dashboard. act: find panels of kmod-only metrics. assert: they say so."""
+    kmod = [
+        panel for panel in DASHBOARD["panels"] if falco_metrics.panel_metrics(panel) & KMOD_ONLY
+    ]
+
+    assert [panel["title"] for panel in kmod] == ["Kernel drops in the driver (kmod only)"]
+    assert falco_metrics.kmod_panels_not_saying_so(DASHBOARD) == []
+
+
+def test_kmod_check_would_catch_a_panel_that_does_not_say_so() -> None:
+    """arrange: a kmod-only metric moved to a general panel. act: check. assert: caught."""
+    dashboard = copy.deepcopy(DASHBOARD)
+    general = next(p for p in dashboard["panels"] if p["title"] == "Kernel drops by cause")
+    general["targets"].append(
+        {"refId": "Z", "expr": "rate(falcosecurity_scap_n_drops_bug_total[5m])"}
+    )
+    general["description"] = general["description"].replace("(kmod only)", "")
+
+    assert falco_metrics.kmod_panels_not_saying_so(dashboard) == ["Kernel drops by cause"]
 
 
 def test_dashboard_is_well_formed_grafana_json() -> None:

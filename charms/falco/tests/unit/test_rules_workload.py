@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -339,7 +340,8 @@ def test_validate_names_the_first_failing_file(fake_falco: Path, tmp_path: Path)
         ok=False,
         file=str(bad),
         message="List uses 'append' or 'override.<key>: append' but no list by that name "
-        "already exists (list 'missing')",
+        "already exists",
+        item="list 'missing'",
     )
     assert falco_cli.validate_rules(fake_falco, config, [good]).ok
 
@@ -354,6 +356,11 @@ def test_validate_names_the_first_failing_file(fake_falco: Path, tmp_path: Path)
             " exit 1",
             falco_cli.RulesVerdict(ok=False, message="x"),
         ),
+        (
+            "echo '2026-12-05T11:06:56+0000: Error reading config file ('$2'): no.' >&2;"
+            "echo 'Error: Error reading config file ('$2'): bad value' >&2; exit 1",
+            falco_cli.RulesVerdict(ok=False, message="Error reading config file: bad value"),
+        ),
     ],
 )
 def test_validate_copes_with_what_a_binary_prints(
@@ -363,8 +370,12 @@ def test_validate_copes_with_what_a_binary_prints(
     binary = tmp_path / "falco"
     binary.write_text(f"#!/bin/sh\n{script}\n")
     binary.chmod(0o755)
+    config = tmp_path / "c.yaml"
 
-    assert falco_cli.validate_rules(binary, tmp_path / "c.yaml", []) == verdict
+    got = falco_cli.validate_rules(binary, config, [])
+
+    # Failing without a file of its own, Falco refused the config it was given.
+    assert got == dataclasses.replace(verdict, file=None if verdict.ok else str(config))
 
 
 def test_validate_with_a_binary_that_cannot_run(tmp_path: Path) -> None:

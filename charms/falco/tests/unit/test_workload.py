@@ -67,6 +67,56 @@ def test_dry_run_reports_falcos_own_error_line(fake_falco: Path, tmp_path: Path)
     )
 
 
+# What the real Falco 0.44.1 prints (tests/real shows it doing so), shortened.
+PLUGIN_PATH = "/opt/juju-falco/payload-0671b19efa83740d/usr/share/falco/plugins/libcontainer.so"
+RUNTIME_ERROR = (
+    "2026-12-05T11:06:56+0000: Falco version: 0.44.1 (x86_64)\n"
+    f"2026-12-05T11:06:56+0000: Runtime error: cannot load plugin {PLUGIN_PATH}: can't load "
+    f"plugin dynamic library: {PLUGIN_PATH}: cannot open shared object file: No such file or "
+    "directory. Exiting.\n"
+)
+INVALID_RULES = (
+    "2026-12-05T11:08:50+0000: Loading rules from:\n"
+    "Error: /opt/juju-falco/p/etc/falco/falco_rules.yaml: Invalid\n1 Errors:\n"
+    "In rules content: (/opt/juju-falco/p/etc/falco/falco_rules.yaml:0:0)\n------\n"
+    "  output: Read monitored file\n          ^\n------\n"
+    "LOAD_ERR_COMPILE_OUTPUT (Error compiling output): unknown filter: unexpected token\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "message"),
+    [
+        (
+            RUNTIME_ERROR,
+            # 270 characters: cut in the middle, so that what failed and why both stay.
+            f"cannot load plugin {PLUGIN_PATH[:79]}...{PLUGIN_PATH[-39:]}: cannot open shared "
+            "object file: No such file or directory.",
+        ),
+        (
+            INVALID_RULES,
+            "/opt/juju-falco/p/etc/falco/falco_rules.yaml: Invalid: unknown filter: "
+            "unexpected token",
+        ),
+        ("2026-12-05T11:08:50+0000: something went wrong\n", "something went wrong"),
+        ("", "exit code 1"),
+    ],
+)
+def test_dry_run_quotes_falcos_reason_without_its_log_noise(
+    tmp_path: Path, stderr: str, message: str
+) -> None:
+    """arrange: a binary printing Falco's failures. act: --dry-run. assert: the reason."""
+    (tmp_path / "stderr").write_text(stderr)
+    binary = tmp_path / "falco"
+    binary.write_text(f"#!/bin/sh\ncat {tmp_path / 'stderr'} >&2\nexit 1\n")
+    binary.chmod(0o755)
+
+    result = falco_cli.dry_run(binary, tmp_path / "falco.yaml")
+
+    assert result == falco_cli.CheckResult(ok=False, message=message)
+    assert len(result.message) <= 200
+
+
 def test_dry_run_of_a_binary_that_cannot_run(tmp_path: Path) -> None:
     """arrange: a missing binary. act: --dry-run. assert: a failed check, not an exception."""
     result = falco_cli.dry_run(tmp_path / "nope", tmp_path / "falco.yaml")

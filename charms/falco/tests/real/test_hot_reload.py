@@ -1,0 +1,152 @@
+"""Hot reload with the real Falco running: the charm changes rules, Falco reloads by itself.
+
+One real Falco for the module, started on the unit's live falco.yaml with only the engine
+changed (``nodriver``: no kernel access) and its webserver on the port the charm's
+``metrics-port`` option gives it. The charm then changes its rules through hooks, as in
+production: it only ever replaces falco.yaml atomically, and Falco's ``watch_config_files``
+must notice, reload in the same process, and run the new rules (read back from /metrics).
+A change Falco would refuse must never reach anything Falco watches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from git_repos import rule
+from git_servers import free_port
+from ops import testing
+from real_falco import HOT_RESTART_FAILURE, NodriverFalco, wait_for
+from real_unit import RealUnit, real_unit
+
+RULE_A = rule("Reload rule A", "/etc/reload-a")
+RULE_B = rule("Reload rule B", "/etc/reload-b")
+RULE_C = rule("Reload rule C", "/etc/reload-c")
+REFUSED = rule("Refused rule", "/etc/refused").replace("fd.name =", "fd.nme =")
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture(name="unit", scope="module")
+def unit_fixture(
+    tmp_path_factory: pytest.TempPathFactory, real_charm_root: Path
+) -> Iterator[RealUnit]:
+    with real_unit(tmp_path_factory.mktemp("reload"), real_charm_root) as unit:
+        unit.install(**{"metrics-port": free_port(), "custom-rules": RULE_A})
+        yield unit
+
+
+@pytest.fixture(name="falco", scope="module")
+def falco_fixture(unit: RealUnit) -> Iterator[NodriverFalco]:
+    falco = NodriverFalco(unit.falco, unit.config_file, unit.machine.base / "falco.log")
+    falco.start()
+    yield falco
+    falco.stop()
+
+
+def options(unit: RealUnit, **changes: object) -> dict[str, object]:
+    return {**unit.state.config, **changes}
+
+
+def running_rules(unit: RealUnit, inline: str) -> dict[str, str]:
+    """The rules files Falco should report running: the defaults and ``inline``."""
+    return {
+        "falco_rules.yaml": sha256(unit.payload.default_rules.read_text()),
+        "custom-rules.yaml": sha256(inline),
+    }
+
+
+def alert_log(unit: RealUnit) -> str:
+    path = unit.layout.alert_log_file
+    return path.read_text() if path.exists() else ""
+
+
+def test_falco_runs_on_the_charms_config(unit: RealUnit, falco: NodriverFalco) -> None:
+    """arrange: the unit installed. act: start the real Falco on it. assert: its rules."""
+    assert falco.port == unit.state.config["metrics-port"]
+    assert falco.rules_files_sha256() == running_rules(unit, RULE_A)
+    assert falco.restarts() == 0
+
+
+def test_a_rules_change_is_one_hot_reload_in_the_same_process(
+    unit: RealUnit, falco: NodriverFalco
+) -> None:
+    """arrange: Falco running rules A. act: set rules B. assert: reloaded once, same PID."""
+    pid, restarts, starts = falco.pid, falco.restarts(), unit.machine.restarts()
+
+    unit.configure(**options(unit, **{"custom-rules": RULE_B}))
+
+    falco.wait_for_rules(running_rules(unit, RULE_B), restarts + 1)
+    assert (falco.pid, falco.alive()) == (pid, True)
+    assert falco.restarts() == restarts + 1
+    # The charm restarted nothing and sent no signal: Falco's own watcher did it all.
+    assert unit.machine.restarts() == starts
+    assert HOT_RESTART_FAILURE not in alert_log(unit)
+
+
+def test_a_rule_selection_change_is_a_hot_reload(unit: RealUnit, falco: NodriverFalco) -> None:
+    """arrange: Falco running. act: disable a tag. assert: new config sha, same PID."""
+    pid, restarts = falco.pid, falco.restarts()
+    before = falco.config_files_sha256()
+
+    unit.configure(**options(unit, **{"disabled-rules": "tag:network"}))
+
+    wanted = {"falco.yaml": sha256(unit.config_file.read_text())}
+    assert wanted != before
+    wait_for(lambda: falco.config_files_sha256() == wanted, "Falco to run the new falco.yaml")
+    assert (falco.pid, falco.restarts()) == (pid, restarts + 1)
+    assert "Disabling rules with tag: network" in falco.log_text()
+
+
+def test_a_refused_change_never_reaches_falco(unit: RealUnit, falco: NodriverFalco) -> None:
+    """arrange: Falco running rules B. act: refused rules, then C. assert: one reload (C)."""
+    unit.configure(**options(unit, **{"custom-rules": RULE_B}))
+    falco.wait_for_rules(running_rules(unit, RULE_B), falco.restarts())
+    pid, restarts = falco.pid, falco.restarts()
+
+    unit.configure(**options(unit, **{"custom-rules": REFUSED}))
+    assert isinstance(unit.status, testing.BlockedStatus)
+    # Then a good change: once Falco runs it, any reload the refused one caused is over.
+    unit.configure(**options(unit, **{"custom-rules": RULE_C}))
+
+    falco.wait_for_rules(running_rules(unit, RULE_C), restarts + 1)
+    assert (falco.pid, falco.restarts()) == (pid, restarts + 1)
+    assert HOT_RESTART_FAILURE not in alert_log(unit)
+    assert HOT_RESTART_FAILURE not in falco.log_text()
+
+
+def test_changes_faster_than_falco_reloads_end_on_the_last(
+    unit: RealUnit, falco: NodriverFalco
+) -> None:
+    """arrange: Falco running. act: three changes in a row. assert: last runs, no failure."""
+    pid = falco.pid
+
+    for inline in (RULE_A, RULE_B, RULE_C + RULE_A.replace("rule A", "rule D")):
+        unit.configure(**options(unit, **{"custom-rules": inline}))
+
+    wait_for(
+        lambda: falco.rules_files_sha256() == running_rules(unit, inline),
+        "Falco to run the last rules",
+    )
+    assert falco.pid == pid
+    assert HOT_RESTART_FAILURE not in alert_log(unit)
+
+
+def test_the_checks_above_see_a_refusal_that_reaches_falco(
+    unit: RealUnit, falco: NodriverFalco
+) -> None:
+    """arrange: Falco running. act: break a watched file by hand. assert: Falco says so."""
+    pid, running = falco.pid, falco.rules_files_sha256()
+    watched = Path(unit.live_config()["rules_files"][-1])
+    bad = watched.with_name(".bad.tmp")
+    bad.write_text(REFUSED)
+
+    bad.replace(watched)  # what the charm must never do: a refused file where Falco watches
+
+    wait_for(lambda: HOT_RESTART_FAILURE in alert_log(unit), "the hot restart failure alert")
+    assert falco.pid == pid
+    assert falco.rules_files_sha256() == running
