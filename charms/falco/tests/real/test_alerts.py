@@ -23,6 +23,8 @@ from real_falco import HttpsSink, expected_alerts, keep_sample, log_lines
 from real_unit import UNIT_TOPOLOGY, RealUnit, real_unit
 from tls_material import make_ca
 
+# The tutorial quotes the alert log line this test sees (same capture, same config).
+TUTORIAL = Path(__file__).resolve().parents[4] / "docs" / "tutorial" / "end-to-end.md"
 CA = make_ca("Sidekick CA")
 OTHER_CA = make_ca("Another CA")
 # Fields that depend on how the capture is printed (time format), not on what happened.
@@ -96,7 +98,12 @@ def test_alerts_reach_the_endpoint_over_verified_tls_with_the_units_topology(
     assert {alert["rule"] for alert in alerts} >= {"Juju falco selftest marker opened"}
     assert {headers["Content-Type"] for headers in sink.headers()} == {"application/json"}
     # The same alerts stay on the host, in the alert log.
-    logged = [json.loads(line) for line in unit.layout.alert_log_file.read_text().splitlines()]
+    lines = unit.layout.alert_log_file.read_text().splitlines()
+    logged = [json.loads(line) for line in lines]
+    # The tutorial shows this very line for `sudo cat /etc/shadow`: real output, kept true.
+    shadow = next(line for line in lines if '"rule":"Read sensitive file untrusted"' in line)
+    keep_sample("alert-log-sensitive-file.json", shadow + "\n")
+    assert shadow in TUTORIAL.read_text(), f"update {TUTORIAL.name} with this line: {shadow}"
     assert [comparable(alert) for alert in logged[-len(alerts) :]] == expected()
     assert all(alert["output_fields"]["juju_unit"] == "falco/0" for alert in logged)
 
