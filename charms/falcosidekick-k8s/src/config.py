@@ -14,6 +14,7 @@ from typing import Literal
 import pydantic
 from sidekick import NO_TLS_PORT
 
+BackendScheme = Literal["http", "https"]
 Priority = Literal[
     "emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"
 ]
@@ -104,6 +105,7 @@ class CharmConfig(pydantic.BaseModel):
     custom_fields: dict[str, str] = pydantic.Field(default_factory=dict)
     loki_tenant: str = ""
     external_hostname: str = ""
+    ingress_backend_scheme: BackendScheme = "http"
 
     @pydantic.field_validator("port")
     @classmethod

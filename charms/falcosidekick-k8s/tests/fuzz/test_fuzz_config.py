@@ -14,12 +14,14 @@ integer an int option. Properties:
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import typing
 from pathlib import Path
 from typing import Any
 
 import config
+import sidekick_states as states
 import yaml
 from charm import FalcosidekickCharm
 from garbage import huge_text
@@ -93,6 +95,9 @@ invalid_values: dict[str, st.SearchStrategy[Any]] = {
         st.sampled_from((".", "..")),
         huge_text().map(lambda t: t + " "),
     ),
+    "ingress-backend-scheme": st.one_of(st.text(), huge_text()).filter(
+        lambda scheme: scheme not in ("http", "https")
+    ),
     "external-hostname": st.one_of(
         st.builds(
             lambda a, sep, b: f"{a}{sep}{b}", dns_labels, st.sampled_from("/_@? "), dns_labels
@@ -120,6 +125,7 @@ any_config = st.fixed_dictionaries(
         "custom-fields": st.one_of(any_string, invalid_values["custom-fields"]),
         "loki-tenant": any_string,
         "external-hostname": st.one_of(any_string, valid_hostnames),
+        "ingress-backend-scheme": st.one_of(any_string, st.sampled_from(("http", "https"))),
     },
 )
 
@@ -177,6 +183,7 @@ def right_config() -> st.SearchStrategy[dict[str, Any]]:
             ),
             "loki-tenant": valid_tenants,
             "external-hostname": valid_hostnames,
+            "ingress-backend-scheme": st.sampled_from(("http", "https")),
         },
     )
 
@@ -187,6 +194,7 @@ def right_config() -> st.SearchStrategy[dict[str, Any]]:
     fields=valid_custom_fields,
     tenant=valid_tenants,
     hostname=valid_hostnames,
+    scheme=st.sampled_from(("http", "https")),
 )
 def test_right_values_are_what_the_sidekick_runs_with(
     tls_world: World,
@@ -195,6 +203,7 @@ def test_right_values_are_what_the_sidekick_runs_with(
     fields: list[tuple[str, str]],
     tenant: str,
     hostname: str,
+    scheme: str,
 ) -> None:
     """arrange: in service. act: every option right. assert: rendered as given, not Blocked."""
     config = {
@@ -203,11 +212,13 @@ def test_right_values_are_what_the_sidekick_runs_with(
         "custom-fields": " , ".join(f"{n}:{v}" for n, v in fields),
         "loki-tenant": tenant,
         "external-hostname": hostname,
+        "ingress-backend-scheme": scheme,
     }
 
     with tempfile.TemporaryDirectory() as tmp:
         outcome, root = configured(tls_world, config, Path(tmp))
         rendered = yaml.safe_load((root / "falcosidekick.yaml").read_text())
+    ingress = states.relation(outcome.out, "ingress").local_app_data
 
     outcome.assert_sane()
     outcome.assert_restarts_only_for_new_files()
@@ -216,3 +227,5 @@ def test_right_values_are_what_the_sidekick_runs_with(
     assert rendered["loki"]["minimumpriority"] == priority
     assert rendered["loki"].get("tenant", "") == tenant
     assert rendered.get("customfields", {}) == dict(fields)
+    assert json.loads(ingress.get("scheme", '"http"')) == scheme
+    assert rendered["tlsserver"]["deploy"] is (scheme == "https")

@@ -74,7 +74,11 @@ class World:
 
 
 def build_world(ctx: Ctx, root: Path, ca: Issued | None) -> World:
-    """Return a leader related on every endpoint, TLS from ``ca`` (or the ingress only)."""
+    """Return a leader related on every endpoint, TLS from ``ca`` (or the ingress only).
+
+    With ``ca`` the ingress reaches the sidekick over HTTPS (ingress-backend-scheme=https),
+    so that the certificate is in use.
+    """
     relations = {
         states.ingress_relation(INGRESS_URL),
         states.loki_relation(LOKI_URL),
@@ -86,10 +90,13 @@ def build_world(ctx: Ctx, root: Path, ca: Issued | None) -> World:
         ),
         testing.Relation("metrics-endpoint", remote_app_name="prometheus"),
         testing.Relation("grafana-dashboard", remote_app_name="grafana"),
+        testing.PeerRelation("sidekick-peers"),
     }
+    config = {}
     if ca:
         relations.add(states.certificates_relation())
-    state = states.state(root, leader=True, relations=relations)
+        config["ingress-backend-scheme"] = "https"  # end-to-end TLS: all of it is in use
+    state = states.state(root, leader=True, relations=relations, config=config)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(addresses, "resolve", states.POD_DNS.get)
         if ca:
