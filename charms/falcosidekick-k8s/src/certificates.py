@@ -64,15 +64,17 @@ def _is_ip(name: str) -> bool:
 def provider_data_problem(databag: Mapping[str, str]) -> str | None:
     """Return why the library would fail on the provider's bag, None when it would not.
 
-    The library ignores a bag that is not JSON of the right shape, but it fails (on every
-    certificates hook, before the charm can act) on JSON it cannot decode at all, and on a
-    certificate or CSR that is not PEM. Such a bag must not reach it.
+    The library ignores JSON of the wrong shape, but it fails (on every certificates hook,
+    before the charm can act) on JSON it cannot decode at all, and on a certificate or CSR
+    that is not PEM; text that is not JSON it ignores after logging the whole bag as an
+    error, every time it reads it (a provider can write megabytes). Such a bag must not
+    reach it.
     """
     for key in _PROVIDER_KEYS:
         try:
             decoded = json.loads(databag.get(key) or "null")
         except json.JSONDecodeError:
-            continue  # the library ignores it
+            return f"{key!r} is not JSON"
         except (ValueError, RecursionError):
             return f"{key!r} cannot be decoded"
         for field, text, is_csr in _pem_texts(decoded, _PEM_FIELDS.get(key, {})):

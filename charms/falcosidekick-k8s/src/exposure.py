@@ -29,7 +29,9 @@ INGRESS_TLS       pod, HTTPS          the ingress URL              none (its own
   Blocked naming both fixes.
 
 A TLS mode listens on the network only once there is a certificate to serve; until then the
-sidekick runs on the loopback and the unit is out of rotation.
+sidekick runs on the loopback and the unit is out of rotation. An ingress that gives a plain
+``http://`` URL still gets alerts (the prior sidekick charm published such URLs too), but the
+status says that they travel unencrypted, and how to get TLS.
 
 The published URL is the leader's to write, and only while some unit serves what the mode
 needs (:class:`Served`, reported by each unit): a URL that nothing answers would make Falco
@@ -43,6 +45,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 BackendScheme = Literal["http", "https"]
 StatusLevel = Literal["active", "blocked", "waiting"]
@@ -58,6 +61,12 @@ CERTIFICATES_UNUSED = (
     "HTTPS backends (traefik) with ingress-backend-scheme=https"
 )
 WAITING_FOR_INGRESS = "waiting for the URL of 'ingress'"
+UNENCRYPTED = (
+    "alerts reach {host} unencrypted: the ingress gives a plain http URL; give the ingress a "
+    "TLS certificate (gateway-api-integrator: certificates from lego; traefik: its "
+    "'certificates') so that it publishes https"
+)
+_SHOWN_HOST = 60
 # A report bigger than this is not one our units write (a CA bundle is a few KiB).
 MAX_REPORT_SIZE = 64 * 1024
 _MAX_HOSTS = 8
@@ -229,6 +238,11 @@ class Exposure:
                 notes.append(Note("blocked", NO_TLS))
         if inputs.ingress and not inputs.ingress_url:
             notes.append(Note("waiting", WAITING_FOR_INGRESS))
+        if self.mode in (Mode.INGRESS_PLAIN, Mode.INGRESS_TLS):
+            url = urlsplit(inputs.ingress_url or "")
+            if url.scheme == "http":
+                host = (url.hostname or "")[:_SHOWN_HOST]
+                notes.append(Note("active", UNENCRYPTED.format(host=host)))
         if self.mode is Mode.INGRESS_PLAIN and inputs.certificates:
             notes.append(Note("active", CERTIFICATES_UNUSED))
         return notes

@@ -13,8 +13,9 @@ which the prior falcosidekick charm set, or a key an older revision wrote) is de
 the bag is written, so that the provider reads the same request after a refresh as after a
 fresh deploy. In the unit bag only our keys are touched: Juju keeps its own there. Writes
 happen only when a value changes, so a no-op reconcile wakes nobody. A provider URL that
-cannot be used is logged and ignored; the last good one is kept until the relation goes
-away.
+cannot be used (the interface library's validator, the one it meets again when published
+to Falco, refuses it) is logged by its first characters and ignored; the last good one is
+kept until the relation goes away.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import logging
 from urllib.parse import urlsplit
 
 import ops
-from relation_data import read_url, update_changed
+from relation_data import update_changed
+from remote_data import read_url
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ class IngressRequirer(ops.Object):
             return None
         try:
             url = read_url(relation.data[relation.app], "ingress")
-        except (ValueError, RecursionError) as exc:  # JSON nested too deep: RecursionError
+        except ValueError as exc:
             logger.warning("ignoring ingress data from %s: %s", relation.app.name, exc)
             return str(self._stored.url) or None
         self._stored.url = url or ""

@@ -79,7 +79,8 @@ def test_any_ingress_data_is_survived(tls_world: World, data: dict[str, str]) ->
 # certificates: the provider's app bag ----------------------------------------------------------
 
 _OTHER_CA = make_ca("Someone else's CA")
-_OTHER_CERT = issue(_OTHER_CA, "someone-else").cert_pem
+_OTHER_SERVER = issue(_OTHER_CA, "someone-else")
+_OTHER_CERT, _OTHER_KEY = _OTHER_SERVER.cert_pem, _OTHER_SERVER.key_pem
 _BAD_PEM = st.one_of(
     st.text(max_size=200),
     huge_text(),
@@ -262,6 +263,12 @@ _BAD_REPORTS = st.one_of(
         }
     ).map(json.dumps),
     huge_text().map(lambda text: json.dumps({"scheme": "https", "port": 2801, "ca": text})),
+    # A good certificate with anything after it (issue 14): junk, or a private key.
+    st.one_of(st.text(min_size=1).filter(str.strip), st.just(_OTHER_KEY)).map(
+        lambda tail: json.dumps(
+            {"scheme": "https", "port": 2801, "hosts": ["x"], "ca": _OTHER_CA.cert_pem + tail}
+        )
+    ),
 )
 
 
