@@ -300,18 +300,25 @@ def test_loki_gone_keeps_accepting_alerts(ctx: Ctx, root: Path) -> None:
     )
 
 
-def test_https_loki_trusts_our_ca(ctx: Ctx, root: Path, ca: Issued) -> None:
-    """arrange: TLS served, https Loki. act: reconcile. assert: tlsclient CA file set."""
+@pytest.mark.parametrize("behind", ["nothing", "an ingress with a plain backend"])
+def test_https_loki_trusts_our_ca(ctx: Ctx, root: Path, ca: Issued, behind: str) -> None:
+    """arrange: certificates, https Loki. act: reconcile. assert: tlsclient CA file set.
+
+    Also where the certificate itself is not served (an ingress reaches the pods over
+    plain HTTP): the Loki signed by the same provider stays trusted.
+    """
     https_loki = "https://otelcol.fmodel.svc.cluster.local:3500/loki/api/v1/push"
-    state = states.state(
-        root, relations={states.certificates_relation(), states.loki_relation(https_loki)}
-    )
+    relations = {states.certificates_relation(), states.loki_relation(https_loki)}
+    if behind != "nothing":
+        relations.add(states.ingress_relation(INGRESS_URL))
+    state = states.state(root, relations=relations)
 
     states.with_certificate(ctx, state, ca)
 
-    assert states.rendered_config(root)["tlsclient"] == {
-        "cacertfile": "/etc/falcosidekick/tls/ca.crt"
-    }
+    config = states.rendered_config(root)
+    assert config["tlsclient"] == {"cacertfile": "/etc/falcosidekick/tls/ca.crt"}
+    assert config["tlsserver"]["deploy"] is (behind == "nothing")
+    assert (root / "tls" / "ca.crt").read_text().strip() == ca.cert_pem.strip()
 
 
 def test_non_leader_writes_no_loki_metadata(ctx: Ctx, root: Path) -> None:
