@@ -28,6 +28,7 @@ SIDEKICK_ENDPOINTS = {
     "logging": ("requires", "loki_push_api", 1, None),
     "metrics-endpoint": ("provides", "prometheus_scrape", None, None),
     "grafana-dashboard": ("provides", "grafana_dashboard", None, None),
+    "sidekick-peers": ("peers", "falcosidekick_peers", None, None),
 }
 
 

@@ -32,10 +32,13 @@ Python dependencies: ``ops``, ``pydantic`` 2, ``cryptography``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import ops
 
@@ -44,6 +47,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_RELATION_NAME = "http-endpoint"
 URL_KEY = "url"
 CA_CERT_KEY = "ca_cert"
+# The longest URL either side accepts (pydantic's HttpUrl has the same limit).
+MAX_URL_LENGTH = 2083
+# A CA bundle larger than this is not one a provider publishes (a certificate is ~2 KiB).
+MAX_CA_SIZE = 64 * 1024
+_SHOWN_CHARACTERS = 40
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----"
+)
 
 
 class InvalidEndpointError(ValueError):
@@ -76,37 +87,70 @@ class EndpointReading:
     rejected: dict[str, str] = field(default_factory=dict)
 
 
+def shown(value: str) -> str:
+    """Quote the start of ``value`` for a message or a log: a remote value can be any size."""
+    if len(value) <= _SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:_SHOWN_CHARACTERS]!r}... ({len(value)} characters)"
+
+
+@functools.cache
+def _url_validator() -> Any:
+    # Imported here: building the validator costs import time on every hook, and it is
+    # only needed when there is a URL to look at. Built once per process.
+    import pydantic
+
+    return pydantic.TypeAdapter(pydantic.HttpUrl)
+
+
 def normalise_url(url: str) -> str:
     """Return ``url`` in the canonical form both sides agree on, or raise ValueError.
 
-    Only http and https are accepted, because Falco's http_output speaks nothing else.
+    Only http and https are accepted, because Falco's http_output speaks nothing else. A URL
+    longer than MAX_URL_LENGTH, or with whitespace or a control character anywhere, is
+    refused outright: a URL parser would silently drop a newline or a tab, so the text that
+    was checked would not be the text that is used.
     """
-    # Imported here: building the validator costs import time on every hook, and it is
-    # only needed when there is a URL to look at.
     import pydantic
 
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(
+            f"not an http(s) URL (longer than {MAX_URL_LENGTH} characters): {shown(url)}"
+        )
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise ValueError(
+            f"not an http(s) URL (whitespace or a control character in it): {shown(url)}"
+        )
     try:
-        return str(pydantic.TypeAdapter(pydantic.HttpUrl).validate_python(url))
+        return str(_url_validator().validate_python(url))
     except pydantic.ValidationError as exc:
-        raise ValueError(f"not an http(s) URL: {url!r}") from exc
+        raise ValueError(f"not an http(s) URL: {shown(url)}") from exc
 
 
 def check_pem_certificates(pem: str) -> str:
-    """Return ``pem`` stripped if it holds at least one X.509 certificate, else raise ValueError.
+    """Return the PEM certificates in ``pem`` if that is all it holds, else raise ValueError.
 
     A bundle (the CA plus intermediates) is accepted: Falco hands the file to libcurl,
-    which reads every certificate in it.
+    which reads every certificate in it. Anything else in the text (a private key, junk
+    after the last certificate) is refused rather than passed on, and so is a text larger
+    than MAX_CA_SIZE. The certificates are returned one after the other, each ending with
+    a newline.
     """
     # Imported here: cryptography costs import time on every hook, and is only needed
     # when there is a certificate to look at.
     from cryptography import x509
 
-    text = pem.strip()
+    if len(pem) > MAX_CA_SIZE:
+        raise ValueError(f"CA larger than {MAX_CA_SIZE} characters")
+    blocks = _PEM_CERTIFICATE.findall(pem)
+    if not blocks or _PEM_CERTIFICATE.sub("", pem).strip():
+        raise ValueError("not a PEM certificate (or certificates only)")
+    text = "".join(f"{block}\n" for block in blocks)
     try:
         x509.load_pem_x509_certificates(text.encode())
     except ValueError as exc:
         raise ValueError("not a PEM certificate") from exc
-    return text + "\n"
+    return text
 
 
 def _decode_json_string(raw: str, key: str) -> str:

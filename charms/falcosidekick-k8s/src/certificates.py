@@ -1,26 +1,32 @@
 """The sidekick's server certificate over ``certificates`` (tls-certificates, one per unit).
 
-This module imports the tls-certificates library, which pulls in cryptography and many
-pydantic models; the charm imports it only on hooks where a certificate can matter.
+The tls-certificates library pulls in cryptography and many pydantic models, so it is
+imported only where a certificate matters: this module imports it inside the functions that
+use it, and :class:`ServerCertificate` sets the library up only while the relation exists
+(or the library still has its secrets to clean up after the relation went away).
+
+Which names the certificate must carry, and which reachable host it covers, is decided here;
+whether it is served at all is the exposure's business (exposure.py).
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+import addresses
 import ops
-from charmlibs.interfaces.tls_certificates import (
-    CertificateRequestAttributes,
-    Mode,
-    TLSCertificatesRequiresV4,
-)
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from sidekick import TlsMaterial
+from sidekick import TlsMaterial, Workload
+
+if TYPE_CHECKING:  # imported where used: see the module docstring
+    from charmlibs.interfaces.tls_certificates import (
+        CertificateRequestAttributes,
+        TLSCertificatesRequiresV4,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,12 @@ _PEM_FIELDS: dict[str, dict[str, bool]] = {
     },
     "request_errors": {"csr": True},
 }
+# The served certificate is no longer the one issued for our request and key; it keeps
+# serving until the new one arrives.
+REVOKED = "serving a revoked certificate: waiting for a new one on 'certificates'"
+RENEWING = "waiting for a new certificate on 'certificates' (serving the previous one)"
+UNREADABLE = "ignoring unreadable data on 'certificates' (serving the current certificate)"
+WAITING = "waiting for a certificate on 'certificates'"
 
 
 def _is_ip(name: str) -> bool:
@@ -52,15 +64,17 @@ def _is_ip(name: str) -> bool:
 def provider_data_problem(databag: Mapping[str, str]) -> str | None:
     """Return why the library would fail on the provider's bag, None when it would not.
 
-    The library ignores a bag that is not JSON of the right shape, but it fails (on every
-    certificates hook, before the charm can act) on JSON it cannot decode at all, and on a
-    certificate or CSR that is not PEM. Such a bag must not reach it.
+    The library ignores JSON of the wrong shape, but it fails (on every certificates hook,
+    before the charm can act) on JSON it cannot decode at all, and on a certificate or CSR
+    that is not PEM; text that is not JSON it ignores after logging the whole bag as an
+    error, every time it reads it (a provider can write megabytes). Such a bag must not
+    reach it.
     """
     for key in _PROVIDER_KEYS:
         try:
             decoded = json.loads(databag.get(key) or "null")
         except json.JSONDecodeError:
-            continue  # the library ignores it
+            return f"{key!r} is not JSON"
         except (ValueError, RecursionError):
             return f"{key!r} cannot be decoded"
         for field, text, is_csr in _pem_texts(decoded, _PEM_FIELDS.get(key, {})):
@@ -80,6 +94,8 @@ def _pem_texts(entries: Any, fields: Mapping[str, bool]) -> Iterator[tuple[str, 
 
 
 def _is_pem(text: str, is_csr: bool) -> bool:
+    from cryptography import x509
+
     try:
         data = text.encode()
         if is_csr:
@@ -94,23 +110,16 @@ def _is_pem(text: str, is_csr: bool) -> bool:
 def certificate_request(names: Sequence[str]) -> CertificateRequestAttributes:
     """Return the request for a server certificate valid for every name in ``names``.
 
-    The first name is the preferred one (the Service name Falco uses); an ingress address
-    that is an IP goes in the IP SANs, where clients look for it.
+    The first name is the preferred one (the Service name Falco uses); an address goes in
+    the IP SANs, where clients look for it.
     """
+    from charmlibs.interfaces.tls_certificates import CertificateRequestAttributes
+
     dns = [name for name in names if not _is_ip(name)]
     ips = [name for name in names if _is_ip(name)]
     common_name = next((name for name in dns if len(name) <= _MAX_COMMON_NAME), None)
     return CertificateRequestAttributes(
         common_name=common_name, sans_dns=dns or None, sans_ip=ips or None
-    )
-
-
-def requirer(
-    charm: ops.CharmBase, request: CertificateRequestAttributes, refresh: list[ops.BoundEvent]
-) -> TLSCertificatesRequiresV4:
-    """Return the library object that keeps this unit's key, CSR and certificate in sync."""
-    return TLSCertificatesRequiresV4(
-        charm, RELATION, certificate_requests=[request], mode=Mode.UNIT, refresh_events=refresh
     )
 
 
@@ -122,6 +131,8 @@ def replace_unusable_private_key(certificates: TLSCertificatesRequiresV4) -> Non
     before anything loads the key; the library caches the key it loads, so where the key is
     needed anyway this costs nothing more (an RSA key takes tens of milliseconds to load).
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         usable = certificates.private_key is not None
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -156,8 +167,11 @@ def served_standing(
 
     ``"current"``; ``"revoked"`` when the provider lists it as revoked; ``"stale"`` otherwise
     (a renewal, new names or a new key pending). Read from relation data only, without the
-    private key: loading an RSA key takes tens of milliseconds, too much for every status.
+    private key: loading an RSA key takes tens of milliseconds, too much for every hook.
     """
+    from charmlibs.interfaces.tls_certificates import CertificateRequestAttributes
+    from cryptography import x509
+
     leaf = x509.load_pem_x509_certificate(chain_pem.encode())
     current = [
         requested.certificate_signing_request
@@ -178,20 +192,183 @@ def served_standing(
     return standing
 
 
-def first_named(chain_pem: str, hosts: Sequence[str]) -> str | None:
-    """Return the first of ``hosts`` the leaf certificate of ``chain_pem`` is valid for.
+def named_hosts(chain_pem: str, hosts: Sequence[str]) -> tuple[str, ...]:
+    """Return those of ``hosts`` the leaf certificate of ``chain_pem`` is valid for, in order.
 
     Names are compared exactly (the certificate request never holds wildcards), addresses as
     addresses, the way Falco's libcurl checks the URL host.
     """
+    from cryptography import x509
+
     leaf = x509.load_pem_x509_certificate(chain_pem.encode())
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return None
+        return ()
     dns = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
     ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
-    for host in hosts:
-        if (str(ipaddress.ip_address(host)) in ips) if _is_ip(host) else (host.lower() in dns):
-            return host
-    return None
+    return tuple(
+        host
+        for host in hosts
+        if ((str(ipaddress.ip_address(host)) in ips) if _is_ip(host) else (host.lower() in dns))
+    )
+
+
+def first_named(chain_pem: str, hosts: Sequence[str]) -> str | None:
+    """Return the first of ``hosts`` the leaf certificate of ``chain_pem`` is valid for."""
+    return next(iter(named_hosts(chain_pem, hosts)), None)
+
+
+class ServerCertificate(ops.Object):
+    """This unit's server certificate: requested with every name Falco may use, kept current.
+
+    The library is set up while the relation exists, and once more after it went away (its
+    relation-broken handler removes the key and certificate secrets). A private key secret
+    that cannot be loaded is replaced before each event on which the library loads the key,
+    and before the charm loads it.
+    """
+
+    _stored = ops.StoredState()  # type: ignore[no-untyped-call]  # ops leaves it untyped
+
+    def __init__(
+        self,
+        charm: ops.CharmBase,
+        names: addresses.K8sNames,
+        external_hostname: str | None,
+        ingress_host: Callable[[], str | None],
+    ):
+        """Set up for ``external_hostname`` ("" for none; None when the config is invalid).
+
+        ``ingress_host`` gives the ingress's host, which the certificate names too; it is
+        asked only when the library is set up.
+        """
+        super().__init__(charm, RELATION)
+        self._charm = charm
+        self.names = names
+        self._external_hostname = external_hostname or ""
+        self._ingress_host = ingress_host
+        self._request: CertificateRequestAttributes | None = None
+        self.provider_problem: str | None = None
+        self._stored.set_default(library_state=False)
+        related = self.relation is not None
+        needed = related or bool(self._stored.library_state)
+        self._stored.library_state = related
+        # An invalid config must not change the certificate being served: no library then.
+        self.library = self._set_up(charm) if needed and external_hostname is not None else None
+
+    @property
+    def relation(self) -> ops.Relation | None:
+        """The certificates relation, if integrated."""
+        return self._charm.model.get_relation(RELATION)
+
+    @functools.cached_property
+    def cluster_ip(self) -> str | None:
+        """The application Service's address, as the pod resolves its name."""
+        return addresses.resolve(self.names.service_fqdn)
+
+    def reachable_hosts(self) -> list[str]:
+        """Where Falco hosts can reach the Service, best first (see addresses)."""
+        candidates = (self._external_hostname, self.cluster_ip, self.names.service_fqdn)
+        return [host for host in candidates if host]
+
+    def _set_up(self, charm: ops.CharmBase) -> TLSCertificatesRequiresV4 | None:
+        if self._provider_data_is_unreadable():
+            return None  # the library would fail on it: leave it out of this hook altogether
+        from charmlibs.interfaces.tls_certificates import Mode, TLSCertificatesRequiresV4
+
+        names = self.names.server_names(
+            self._ingress_host(), self._external_hostname, self.cluster_ip
+        )
+        self._request = certificate_request(names)
+        on = charm.on
+        # Each of these can change the names, and new names need a new certificate. Not
+        # update-status: a ClusterIP only changes when the Service is recreated, which
+        # upgrade-charm (config-changed) sees.
+        refresh = [
+            on.config_changed,
+            on["ingress"].relation_changed,
+            on["ingress"].relation_broken,
+        ]
+        # The events on which the library loads the private key: the key is checked first
+        # (observers run in the order they were registered).
+        for event in (
+            on[RELATION].relation_created,
+            on[RELATION].relation_changed,
+            on.leader_elected,
+            on.secret_expired,
+            *refresh,
+        ):
+            self.framework.observe(event, self._check_private_key)
+        return TLSCertificatesRequiresV4(
+            charm,
+            RELATION,
+            certificate_requests=[self._request],
+            mode=Mode.UNIT,
+            refresh_events=refresh,
+        )
+
+    def _check_private_key(self, _: ops.EventBase) -> None:
+        if self.library is not None:
+            replace_unusable_private_key(self.library)
+
+    def _provider_data_is_unreadable(self) -> bool:
+        relation = self.relation
+        if relation is None or relation.app is None:
+            return False
+        self.provider_problem = provider_data_problem(relation.data[relation.app])
+        if self.provider_problem:
+            logger.error(
+                "ignoring the data of %s on %r: %s",
+                relation.app.name,
+                RELATION,
+                self.provider_problem,
+            )
+        return bool(self.provider_problem)
+
+    def material(self, workload: Workload) -> TlsMaterial | None:
+        """Return the TLS material to serve, None without a relation or a certificate yet.
+
+        The certificate being served stays while its replacement is pending (new names, a
+        renewal, a revoked certificate, a new private key): Falco can still post.
+        """
+        if self.relation is None:
+            return None
+        if self.library is None or self._request is None:
+            return workload.deployed_tls()  # the provider's data is unreadable this hook
+        # Loading the key here (every hook) is also what notices a key secret that was
+        # rotated, removed or garbled since the last hook.
+        replace_unusable_private_key(self.library)
+        issued = assigned_material(self.library, self._request)
+        if issued is None:
+            # Nothing valid is issued for the current names and key: make sure it is asked
+            # for on any hook, not only on the library's own events.
+            self.library.sync()
+        return issued or workload.deployed_tls()
+
+    def standing(self, served: TlsMaterial) -> str:
+        """Return the standing of the served certificate (see served_standing)."""
+        return self._standing(served.chain)
+
+    @functools.lru_cache(maxsize=4)  # noqa: B019 - one instance per hook
+    def _standing(self, chain_pem: str) -> str:
+        if self.library is None or self._request is None:
+            return "current"  # nothing to compare with this hook
+        return served_standing(self.library, self._request, chain_pem)
+
+    def statuses(self, served: TlsMaterial | None, direct: bool) -> list[tuple[str, str]]:
+        """Return (level, message) of what is missing before the certificate is as wanted.
+
+        ``direct``: Falco reaches this unit with its certificate (not through an ingress),
+        so the certificate must name the best host Falco can reach.
+        """
+        if self.relation is None:
+            return []
+        statuses = [("waiting", UNREADABLE)] if self.provider_problem else []
+        best = self.reachable_hosts()[0]
+        if served is None:
+            statuses.append(("waiting", WAITING))
+        elif direct and first_named(served.chain, [best]) is None:
+            statuses.append(("waiting", f"waiting for a certificate that names {best}"))
+        elif (standing := self.standing(served)) != "current":
+            statuses.append(("waiting", REVOKED if standing == "revoked" else RENEWING))
+        return statuses

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 from typing import TYPE_CHECKING
 
+import addresses
 import log_forwarding
 import ops
 import sidekick_client
-from alert_endpoint import AlertEndpoint
+from certificates import ServerCertificate, named_hosts
+from exposure import Exposure, Inputs, Served
 from grafana_dashboard import GrafanaDashboardProvider
-from ingress import IngressRequirer
+from ingress import IngressRequirer, url_host
 from loki_push_api import LokiPushApiConsumer
 from prometheus_scrape import MetricsEndpointProvider
+from rotation import PEERS, Rotation
 from shipped import ShippedArtifacts
 from sidekick import (
     CONTAINER,
@@ -40,7 +44,9 @@ _RELATION_EVENTS = {
     "metrics-endpoint": ("created",),
     "grafana-dashboard": ("created",),
     "logging": ("joined", "changed", "departed", "broken"),
+    PEERS: ("changed", "departed"),
 }
+_STATUS = {"active": ops.ActiveStatus, "blocked": ops.BlockedStatus, "waiting": ops.WaitingStatus}
 
 
 class FalcosidekickCharm(ops.CharmBase):
@@ -57,8 +63,10 @@ class FalcosidekickCharm(ops.CharmBase):
         self.metrics = MetricsEndpointProvider(self)
         self.dashboards = GrafanaDashboardProvider(self)
         self.shipped = ShippedArtifacts(self)
+        self.rotation = Rotation(self)
+        self.names = addresses.K8sNames.for_unit(self.unit.name, self.model.name, socket.getfqdn())
         external = self._config.external_hostname if self._config else None
-        self.endpoint = AlertEndpoint(self, self.ingress, external)
+        self.certificate = ServerCertificate(self, self.names, external, self._ingress_host)
         on = self.on
         for event in (
             on[CONTAINER].pebble_ready,
@@ -72,8 +80,8 @@ class FalcosidekickCharm(ops.CharmBase):
             ),
         ):
             framework.observe(event, self._on_change)
-        if self.endpoint.certificates:
-            framework.observe(self.endpoint.certificates.on.certificate_available, self._on_change)
+        if self.certificate.library:
+            framework.observe(self.certificate.library.on.certificate_available, self._on_change)
         framework.observe(on.upgrade_charm, self._on_upgrade_charm)
         framework.observe(on.test_alert_action, self._on_test_alert_action)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
@@ -111,27 +119,42 @@ class FalcosidekickCharm(ops.CharmBase):
             event.add_status(ops.BlockedStatus(self._config_problem))
         if self._image_problem:
             event.add_status(ops.BlockedStatus(self._image_problem))
-        if not (self.model.get_relation("certificates") or self.ingress.relation):
-            event.add_status(
-                ops.BlockedStatus("no TLS: integrate with 'certificates' or 'ingress'")
-            )
+        exposure = self._exposure
+        notes = exposure.notes() if exposure else []
+        for note in notes:
+            if note.level != "active":
+                event.add_status(_STATUS[note.level](note.message))
         workload = Workload(self.unit.get_container(CONTAINER))
         try:
-            for status in self.endpoint.statuses(workload):
+            for status in self._workload_statuses(workload, exposure):
                 event.add_status(status)
-            if not workload.is_running():
-                if workload.find_binary() is None:
-                    event.add_status(ops.BlockedStatus(MISSING_BINARY))
-                event.add_status(ops.WaitingStatus("falcosidekick is not running, see its logs"))
-            elif not workload.is_healthy():
-                event.add_status(ops.WaitingStatus("falcosidekick fails its health check"))
         except ops.pebble.ConnectionError:
             event.add_status(
                 ops.WaitingStatus("waiting for Pebble in the falcosidekick container")
             )
         for status in self._loki_statuses():
             event.add_status(status)
+        for note in notes:
+            if note.level == "active":
+                event.add_status(ops.ActiveStatus(note.message))
         event.add_status(ops.ActiveStatus())
+
+    def _workload_statuses(
+        self, workload: Workload, exposure: Exposure | None
+    ) -> list[ops.StatusBase]:
+        """Say what keeps this unit from taking alerts. Raises ops.pebble.ConnectionError."""
+        statuses: list[ops.StatusBase] = []
+        if exposure and exposure.tls:
+            served = workload.deployed_tls()
+            for level, message in self.certificate.statuses(served, exposure.direct):
+                statuses.append(_STATUS[level](message))
+        if not workload.is_running():
+            if workload.find_binary() is None:
+                statuses.append(ops.BlockedStatus(MISSING_BINARY))
+            statuses.append(ops.WaitingStatus("falcosidekick is not running, see its logs"))
+        elif not workload.is_healthy():
+            statuses.append(ops.WaitingStatus("falcosidekick fails its health check"))
+        return statuses
 
     def _loki_statuses(self) -> list[ops.StatusBase]:
         """Say where alerts and our own logs go when that is not simply "to Loki"."""
@@ -153,8 +176,8 @@ class FalcosidekickCharm(ops.CharmBase):
 
     def _reconcile(self) -> None:
         """Converge the workload and every relation on the current inputs."""
-        config = self._config
-        if config is None:
+        config, exposure = self._config, self._exposure
+        if config is None or exposure is None:
             return  # the running config stays; the status names the option to fix
         topology = juju_topology(self)
         # The Falco alert rules travel with the alerts; our own logs get none (the same
@@ -164,21 +187,33 @@ class FalcosidekickCharm(ops.CharmBase):
         self.dashboards.publish(self.shipped.dashboards)
         container = self.unit.get_container(CONTAINER)
         if not container.can_connect():
-            return  # Waiting; retried on pebble-ready and update-status
+            # Waiting; retried on pebble-ready and update-status. Whether it serves is not
+            # known: the last report and URL stay (the pod is out of the Service meanwhile,
+            # since Pebble answers no readiness probe either).
+            return
         workload = Workload(container)
-        ingress_url = self.ingress.url()
+        served: Served | None = None
         try:
-            tls = self.endpoint.tls(workload)
+            # Fetched whenever related: outputs trust its CA even where it is not served.
+            material = self.certificate.material(workload)
+            listener = exposure.listener(material is not None)
             urls = self.loki.urls()
             loki = (
                 LokiOutput(urls[0], config.loki_tenant, config.minimum_priority) if urls else None
             )
             settings = Settings(
-                config.port, bool(tls or ingress_url), tls, loki, config.custom_fields
+                config.port,
+                listener.network,
+                material if listener.tls else None,
+                loki,
+                config.custom_fields,
+                self._pod_address,
+                client_ca=material.ca if material else None,
             )
             if (log_urls := self.logging.unit_urls()) is not None:
                 workload.forward_logs(log_urls, log_forwarding.labels(topology))
             workload.apply(settings)
+            served = self._served(workload, settings)
         except ops.pebble.ConnectionError as exc:
             logger.info("Pebble went away, will retry: %s", exc)
             return
@@ -188,9 +223,49 @@ class FalcosidekickCharm(ops.CharmBase):
             logger.error("%s (%s)", exc, exc.__cause__)
             self._image_problem = str(exc)
         self.unit.set_ports(*([config.port] if settings.listen_on_network else []))
-        self.ingress.publish(config.port, tls=tls is not None, host=self.endpoint.names.pod_fqdn)
-        self.endpoint.publish(config.port, ingress_url, tls)
+        self.ingress.publish(config.port, exposure.ingress_scheme, host=self.names.pod_fqdn)
+        self.rotation.publish(exposure, served, self.certificate.reachable_hosts)
         self.metrics.publish(settings.metrics_port, topology, self.shipped.prometheus_rules)
+
+    def _served(self, workload: Workload, settings: Settings) -> Served | None:
+        """Return what this unit serves on the network now; None when nothing.
+
+        From what the charm knows: where it made the sidekick listen, and whether Pebble
+        runs it. (The ready check says the same to Kubernetes, but its last result can
+        predate a restart made a moment ago.) Raises ops.pebble.ConnectionError.
+        """
+        if not (settings.listen_on_network and workload.is_running()):
+            return None
+        if settings.tls is None:
+            return Served("http", settings.port)
+        hosts = named_hosts(settings.tls.chain, self.certificate.reachable_hosts())
+        return Served("https", settings.port, hosts, settings.tls.ca)
+
+    @functools.cached_property
+    def _pod_address(self) -> str:
+        """The pod's own address, as the Service reaches it (its FQDN if Juju gives none)."""
+        binding = self.model.get_binding(PEERS)
+        address = binding.network.bind_address if binding else None
+        return str(address) if address else self.names.pod_fqdn
+
+    def _ingress_host(self) -> str | None:
+        url = self.ingress.url()
+        return url_host(url) if url else None
+
+    @functools.cached_property
+    def _exposure(self) -> Exposure | None:
+        """How the alert input is exposed; None when the config is invalid."""
+        config = self._config
+        if config is None:
+            return None
+        inputs = Inputs(
+            port=config.port,
+            backend_scheme=config.ingress_backend_scheme,
+            certificates=self.model.get_relation("certificates") is not None,
+            ingress=self.ingress.relation is not None,
+            ingress_url=self.ingress.url(),
+        )
+        return Exposure.of(inputs)
 
     @functools.cached_property
     def _config(self) -> CharmConfig | None:

@@ -14,6 +14,7 @@ from typing import Literal
 import pydantic
 from sidekick import NO_TLS_PORT
 
+BackendScheme = Literal["http", "https"]
 Priority = Literal[
     "emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"
 ]
@@ -26,6 +27,10 @@ _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_FIELD_NAMES = frozenset(
     ("hostname", "rule", "priority", "priority_raw", "source", "k8s_ns_name", "k8s_pod_name")
 )
+# Custom field values become Loki and Prometheus label values and go into every alert: a
+# short line of text. (Falcosidekick writes them to its YAML config, so a newline would
+# turn a value into config of its own.)
+MAX_FIELD_VALUE = 256
 # Loki's documented tenant ID alphabet.
 _TENANT = re.compile(r"[A-Za-z0-9!._*'()-]{0,150}")
 # A DNS name as certificates carry it: letters, digits and hyphens, dot-separated labels.
@@ -90,8 +95,27 @@ def parse_custom_fields(text: str) -> dict[str, str]:
         if value.startswith("%"):
             # Falcosidekick would replace it with one of its environment variables.
             raise ValueError(f"value of {_shown(name)} must not start with '%'")
+        if len(value) > MAX_FIELD_VALUE or not value.isprintable():
+            raise ValueError(
+                f"value of {_shown(name)} must be at most {MAX_FIELD_VALUE} printable "
+                "characters (no newline, tab or other control character)"
+            )
         fields[name] = value
     return fields
+
+
+def _connectable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """Return ``address`` as text if Falco hosts can connect to it, else raise ValueError.
+
+    A certificate cannot carry a zone index (``%eth0``): the request would name another
+    address than the URL, and no certificate would ever match it.
+    """
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise ValueError(f"{_shown(str(address))} has a zone index, which no certificate can name")
+    if address.is_unspecified or address.is_multicast:
+        kind = "unspecified" if address.is_unspecified else "multicast"
+        raise ValueError(f"{_shown(str(address))} is a {kind} address: no client connects to it")
+    return str(address)
 
 
 class CharmConfig(pydantic.BaseModel):
@@ -104,6 +128,7 @@ class CharmConfig(pydantic.BaseModel):
     custom_fields: dict[str, str] = pydantic.Field(default_factory=dict)
     loki_tenant: str = ""
     external_hostname: str = ""
+    ingress_backend_scheme: BackendScheme = "http"
 
     @pydantic.field_validator("port")
     @classmethod
@@ -133,9 +158,11 @@ class CharmConfig(pydantic.BaseModel):
         if not host:
             return host
         try:
-            return str(ipaddress.ip_address(host))
+            address = ipaddress.ip_address(host)
         except ValueError:
             pass
+        else:
+            return _connectable(address)
         labels = host.split(".")
         if len(host) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
             raise ValueError(

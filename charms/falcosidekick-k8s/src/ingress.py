@@ -2,14 +2,20 @@
 
 Wire format (every value is JSON text):
 
-* our application bag (leader): ``model``, ``name``, ``port``, ``strip-prefix`` and, only when
-  the backend serves TLS, ``scheme`` = ``"https"`` (a key at its default value is left out);
+* our application bag (leader): ``model``, ``name``, ``port``, ``strip-prefix`` and, with
+  ``ingress-backend-scheme=https``, ``scheme`` = ``"https"`` (a key at its default value is
+  left out, as the ingress library does);
 * our unit bag (every unit): ``host`` (the pod's FQDN) and ``ip``;
 * the provider's application bag: ``ingress`` = ``{"url": "<the URL clients use>"}``.
 
-Only our own keys are ever written, and only when their value changes: Juju's own keys in
-the unit bag stay, and a no-op reconcile wakes nobody. A provider URL that cannot be used is
-logged and ignored; the last good one is kept until the relation goes away.
+Our application bag holds our keys and nothing else: any other key (``redirect-https``,
+which the prior falcosidekick charm set, or a key an older revision wrote) is deleted when
+the bag is written, so that the provider reads the same request after a refresh as after a
+fresh deploy. In the unit bag only our keys are touched: Juju keeps its own there. Writes
+happen only when a value changes, so a no-op reconcile wakes nobody. A provider URL that
+cannot be used (the interface library's validator, the one it meets again when published
+to Falco, refuses it) is logged by its first characters and ignored; the last good one is
+kept until the relation goes away.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import logging
 from urllib.parse import urlsplit
 
 import ops
-from relation_data import read_url, update_changed
+from relation_data import update_changed
+from remote_data import read_url
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +38,18 @@ def url_host(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-def app_data(model: str, name: str, port: int, tls: bool) -> dict[str, str]:
-    """Return our application bag; ``""`` marks a key to delete."""
-    return {
+def app_data(model: str, name: str, port: int, scheme: str) -> dict[str, str]:
+    """Return our application bag (only the keys with a value)."""
+    data = {
         "model": json.dumps(model),
         "name": json.dumps(name),
         "port": json.dumps(port),
         # The provider routes /<model>-<name>/...; the sidekick serves alerts on "/".
         "strip-prefix": json.dumps(True),
-        "scheme": json.dumps("https") if tls else "",
     }
+    if scheme != "http":
+        data["scheme"] = json.dumps(scheme)
+    return data
 
 
 def unit_data(host: str, ip: str | None) -> dict[str, str]:
@@ -72,14 +81,14 @@ class IngressRequirer(ops.Object):
             return None
         try:
             url = read_url(relation.data[relation.app], "ingress")
-        except (ValueError, RecursionError) as exc:  # JSON nested too deep: RecursionError
+        except ValueError as exc:
             logger.warning("ignoring ingress data from %s: %s", relation.app.name, exc)
             return str(self._stored.url) or None
         self._stored.url = url or ""
         return url
 
-    def publish(self, port: int, tls: bool, host: str) -> bool:
-        """Tell the provider where and how to reach us; return True if a bag changed."""
+    def publish(self, port: int, scheme: str, host: str) -> bool:
+        """Tell the provider where and how (``scheme``) to reach us; True if a bag changed."""
         relation = self.relation
         if relation is None:
             return False
@@ -89,6 +98,8 @@ class IngressRequirer(ops.Object):
             relation.data[self._charm.unit], unit_data(host, str(address) if address else None)
         )
         if self._charm.unit.is_leader():
-            wanted = app_data(self._charm.model.name, self._charm.app.name, port, tls)
-            changed = update_changed(relation.data[self._charm.app], wanted) or changed
+            bag = relation.data[self._charm.app]
+            wanted = app_data(self._charm.model.name, self._charm.app.name, port, scheme)
+            not_ours = {key: "" for key in bag if key not in wanted}
+            changed = update_changed(bag, {**not_ours, **wanted}) or changed
         return changed

@@ -13,7 +13,9 @@ Several provider units usually give the same URL (one Service or ingress); dupli
 dropped. The interface carries no CA: an https endpoint must be signed by a CA the sidekick
 trusts (the system pool, or the CA of our own ``certificates`` provider).
 
-A unit whose ``endpoint`` cannot be used is logged and ignored. While the relation exists but
+A unit whose ``endpoint`` cannot be used (see remote_data: a URL with a newline would
+otherwise reach the sidekick's config and Pebble's log targets) is logged by its first
+characters and ignored. While the relation exists but
 no unit gives a usable URL (garbage, an endpoint withdrawn, every unit gone for a while), the
 last good URLs are kept rather than dropping the output; they go with the relation.
 """
@@ -26,7 +28,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import ops
-from relation_data import read_url, update_changed
+from relation_data import update_changed
+from remote_data import read_url
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class LokiPushApiConsumer(ops.Object):
             for unit in relation.units:
                 try:
                     endpoints[unit.name] = read_url(relation.data[unit], "endpoint")
-                except (ValueError, RecursionError) as exc:  # too deep: RecursionError
+                except ValueError as exc:
                     logger.warning("ignoring %s data from %s: %s", self._relation_name, unit, exc)
                     endpoints[unit.name] = None
         return endpoints

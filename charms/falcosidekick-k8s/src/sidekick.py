@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 CONTAINER = "falcosidekick"
 SERVICE = "falcosidekick"
 CHECK = "falcosidekick-up"
+# Pebble's health at level "ready" is the pod's readiness (Juju's probe of the workload
+# container): while this check is down, the Service sends the unit nothing.
+READY_CHECK = "falcosidekick-ready"
 LAYER = "falcosidekick"
 # The upstream image's WORKDIR is /app and its non-root user has uid 1234. Images built
 # otherwise (a rock, a distribution package) put the binary on the PATH: the first of these
@@ -96,6 +99,19 @@ class Settings:
     tls: TlsMaterial | None = None
     loki: LokiOutput | None = None
     custom_fields: Mapping[str, str] = field(default_factory=dict)
+    # The pod's own address: the readiness check connects there, as the Service does.
+    pod_address: str = LOOPBACK
+    # The CA of our certificates provider when its certificate is not served (an ingress
+    # with a plain backend): outputs still trust it (see render_config).
+    client_ca: str | None = None
+
+    @property
+    def trusted_ca(self) -> str | None:
+        """The CA file's content: the served certificate's CA, else client_ca if Loki needs it."""
+        if self.tls:
+            return self.tls.ca
+        https_loki = self.loki is not None and self.loki.url.startswith("https://")
+        return self.client_ca if https_loki else None
 
     @property
     def metrics_port(self) -> int | None:
@@ -158,7 +174,7 @@ def render_config(settings: Settings) -> dict[str, Any]:
         if settings.loki.tenant:
             loki["tenant"] = settings.loki.tenant
         config["loki"] = loki
-        if settings.tls and hostport.startswith("https://"):
+        if settings.trusted_ca and hostport.startswith("https://"):
             # Appended to the system pool: a Loki signed by the same CA as our own certificate
             # (one certificates provider for the model) is trusted, public CAs still are.
             config["tlsclient"] = {"cacertfile": CA_FILE}
@@ -171,7 +187,8 @@ def render_files(settings: Settings) -> dict[str, tuple[str, int]]:
     if settings.tls:
         files[CERT_FILE] = (settings.tls.chain, 0o644)
         files[KEY_FILE] = (settings.tls.key, 0o600)
-        files[CA_FILE] = (settings.tls.ca, 0o644)
+    if settings.trusted_ca:
+        files[CA_FILE] = (settings.trusted_ca, 0o644)
     return files
 
 
@@ -187,7 +204,14 @@ def files_digest(files: Mapping[str, tuple[str, int]]) -> str:
 def render_layer(
     settings: Settings, digest: str, binary: str = BINARY_CANDIDATES[0]
 ) -> ops.pebble.LayerDict:
-    """Return the Pebble layer: the service as the image's user, and its health check."""
+    """Return the Pebble layer: the service as the image's user, and its checks.
+
+    The alive check restarts a sidekick that stops answering; the ready check says whether
+    alerts sent to the pod's address are taken: it fails while the sidekick listens on the
+    loopback only (no ingress or certificate yet, waiting for its certificate), which
+    takes the unit out of the Service until it serves. A new check counts as up until it
+    first runs, so it runs often and one failure is enough.
+    """
     return {
         "summary": "Falcosidekick",
         "services": {
@@ -212,7 +236,15 @@ def render_layer(
                 "timeout": "3s",
                 "threshold": 3,
                 "http": {"url": settings.health_url},
-            }
+            },
+            READY_CHECK: {
+                "override": "replace",
+                "level": "ready",
+                "period": "5s",
+                "timeout": "3s",
+                "threshold": 1,
+                "tcp": {"host": settings.pod_address, "port": settings.port},
+            },
         },
     }
 
@@ -289,18 +321,16 @@ class Workload:
                     self._path(path).write_text(content, mode=mode, user=USER, group=GROUP)
         except LookupError as exc:  # pathops: the owner's name is unknown in the container
             raise MissingUserError(MISSING_USER) from exc
-        if not settings.tls:
-            # A key that is no longer served should not stay around.
-            for path in (CERT_FILE, KEY_FILE, CA_FILE):
-                stale = self._path(path)
-                if stale.exists():
-                    stale.unlink()
+        # A key that is no longer served should not stay around.
+        for path in (CERT_FILE, KEY_FILE, CA_FILE):
+            stale = self._path(path)
+            if path not in files and stale.exists():
+                stale.unlink()
         layer = render_layer(settings, files_digest(files), binary)
         plan = self._container.get_plan()
         wanted = ops.pebble.Layer(layer)
-        if (
-            plan.services.get(SERVICE) == wanted.services[SERVICE]
-            and plan.checks.get(CHECK) == wanted.checks[CHECK]
+        if plan.services.get(SERVICE) == wanted.services[SERVICE] and all(
+            plan.checks.get(name) == check for name, check in wanted.checks.items()
         ):
             if self.is_running():
                 return False

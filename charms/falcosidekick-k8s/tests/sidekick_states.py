@@ -99,10 +99,14 @@ def issue_certificates(relation: testing.Relation, ca: Issued, days: int = 90) -
     return dataclasses.replace(relation, remote_app_data={"certificates": json.dumps(answers)})
 
 
-def ingress_relation(url: str | None = None, **kwargs: Any) -> testing.Relation:
+def ingress_relation(
+    url: str | None = None, remote_app_name: str = "traefik", **kwargs: Any
+) -> testing.Relation:
     """Return an ingress relation, answered with ``url`` when given."""
     data = {"ingress": json.dumps({"url": url})} if url else {}
-    return testing.Relation("ingress", remote_app_name="traefik", remote_app_data=data, **kwargs)
+    return testing.Relation(
+        "ingress", remote_app_name=remote_app_name, remote_app_data=data, **kwargs
+    )
 
 
 def loki_relation(*urls: str, **kwargs: Any) -> testing.Relation:
@@ -123,7 +127,16 @@ def relation(out: testing.State, endpoint: str) -> testing.Relation:
     return found
 
 
-def replace_relation(out: testing.State, new: testing.Relation, **kwargs: Any) -> testing.State:
+def peer_relation(out: testing.State, endpoint: str = "sidekick-peers") -> testing.PeerRelation:
+    """Return the peer relation of ``endpoint`` in ``out``."""
+    (found,) = (r for r in out.relations if r.endpoint == endpoint)
+    assert isinstance(found, testing.PeerRelation)
+    return found
+
+
+def replace_relation(
+    out: testing.State, new: testing.RelationBase, **kwargs: Any
+) -> testing.State:
     """Return ``out`` with ``new`` in place of the relation that has its id."""
     relations = {r for r in out.relations if r.id != new.id} | {new}
     return dataclasses.replace(out, relations=relations, **kwargs)

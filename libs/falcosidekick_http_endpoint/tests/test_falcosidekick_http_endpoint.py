@@ -10,6 +10,8 @@ from falcosidekick_http_endpoint import (
     EndpointReading,
     HttpEndpoint,
     InvalidEndpointError,
+    check_pem_certificates,
+    normalise_url,
     parse_endpoint,
 )
 from hypothesis import given, settings
@@ -388,3 +390,59 @@ def test_requirer_charm_never_raises_on_garbage(databag: dict[str, str]) -> None
     reading = _read(testing.Context(RequirerCharm, meta=REQUIRER_META), relation)
 
     assert set(reading.endpoints) | set(reading.pending) | set(reading.rejected) == {"sidekick"}
+
+
+# --- the validators every reader of a URL or a CA uses (issue 14) -------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://side kick.example/",  # a space in the host
+        "https://sidekick.example/" + "a" * 2100,  # longer than 2083 characters
+        "https://sidekick.example/a\nb",  # a raw newline, which a URL parser would drop
+        "https://sidekick.example/a\tb",
+        "https://sidekick.example/\x00",
+        " https://sidekick.example/",
+    ],
+)
+def test_url_a_parser_would_clean_up_or_refuse_is_refused(url: str) -> None:
+    """arrange: a URL with whitespace, a control character, or too long. act: normalise.
+
+    assert: ValueError, whose message quotes only the start of the value.
+    """
+    with pytest.raises(ValueError) as refused:
+        normalise_url(url)
+
+    assert len(str(refused.value)) < 120
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "junk\n",
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        "key",
+    ],
+)
+def test_ca_with_anything_but_certificates_is_refused(
+    ca: Issued, server_cert: Issued, tail: str
+) -> None:
+    """arrange: a CA certificate followed by junk or a private key. act: check. assert."""
+    text = ca.cert_pem + (server_cert.key_pem if tail == "key" else tail)
+
+    with pytest.raises(ValueError, match="not a PEM certificate"):
+        check_pem_certificates(text)
+
+
+def test_ca_bundle_larger_than_the_cap_is_refused(ca: Issued) -> None:
+    """arrange: a bundle of many copies of a CA, over 64 KiB. act: check. assert: refused."""
+    with pytest.raises(ValueError, match="larger than"):
+        check_pem_certificates(ca.cert_pem * 200)
+
+
+def test_ca_bundle_is_returned_as_its_certificates(ca: Issued, server_cert: Issued) -> None:
+    """arrange: two certificates with blank lines around. act: check. assert: just them."""
+    bundle = "\n\n" + ca.cert_pem + "\n" + server_cert.cert_pem + "\n\n"
+
+    assert check_pem_certificates(bundle) == ca.cert_pem + server_cert.cert_pem

@@ -51,8 +51,32 @@ NOT_JSON = st.one_of(
     UNDECODABLE_JSON,
 )
 
+GOOD_URLS = st.builds(
+    lambda scheme, host, port: f"{scheme}://{host}:{port}/loki/api/v1/push",
+    st.sampled_from(("http", "https")),
+    st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True),
+    st.integers(1, 65535),
+)
+# Characters a URL parser drops or chokes on, which a URL must therefore not hold at all.
+_NOT_IN_URLS = st.sampled_from(["\n", "\r", "\t", "\x00", "\x0b", " ", "\u00a0", "\u2028"])
+
+# Good URLs made bad in a way only the strict check sees (issue 14): whitespace or a
+# control character anywhere, or longer than 2083 characters.
+ALMOST_URLS = st.one_of(
+    st.builds(
+        lambda url, where, char: (
+            url[: where % (len(url) + 1)] + char + url[where % (len(url) + 1) :]
+        ),
+        GOOD_URLS,
+        st.integers(0, 200),
+        _NOT_IN_URLS,
+    ),
+    st.builds(lambda url, extra: url + "/" + "a" * extra, GOOD_URLS, st.integers(2084, 3 * 2**20)),
+)
+
 # Strings that are certainly not an http(s) URL with a host and a valid port.
 INVALID_URLS = st.one_of(
+    ALMOST_URLS,
     st.text().filter(lambda t: "://" not in t),
     st.builds(
         lambda scheme, rest: f"{scheme}://{rest}", st.sampled_from(_NOT_HTTP_SCHEMES), st.text()
@@ -84,12 +108,6 @@ INVALID_URL_OBJECTS = st.one_of(
     st.fixed_dictionaries({"url": INVALID_URLS}).map(json.dumps),
 )
 
-GOOD_URLS = st.builds(
-    lambda scheme, host, port: f"{scheme}://{host}:{port}/loki/api/v1/push",
-    st.sampled_from(("http", "https")),
-    st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True),
-    st.integers(1, 65535),
-)
 ANY_URL_OBJECTS = st.one_of(
     INVALID_URL_OBJECTS, st.fixed_dictionaries({"url": GOOD_URLS}).map(json.dumps), st.just("")
 )

@@ -14,12 +14,14 @@ integer an int option. Properties:
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import typing
 from pathlib import Path
 from typing import Any
 
 import config
+import sidekick_states as states
 import yaml
 from charm import FalcosidekickCharm
 from garbage import huge_text
@@ -43,11 +45,15 @@ field_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True).filt
         and not name.startswith("__")
     )
 )
+# A value is a short line of printable text (no control, format, unassigned or private-use
+# character, no separator but the plain space inside).
 field_values = st.text(
     st.characters(exclude_characters=",", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")),
     min_size=1,
     max_size=20,
-).filter(lambda value: value.strip() == value and not value.startswith("%"))
+).filter(
+    lambda value: value.strip() == value and not value.startswith("%") and value.isprintable()
+)
 # Falcosidekick ignores the case of names: two that differ only in case are one field to it.
 valid_custom_fields = st.lists(
     st.tuples(field_names, field_values), max_size=4, unique_by=lambda pair: pair[0].lower()
@@ -58,7 +64,7 @@ valid_tenants = st.from_regex(rf"[{TENANT_ALPHABET}]{{0,150}}", fullmatch=True).
 dns_labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
 valid_hostnames = st.one_of(
     st.just(""),
-    st.ip_addresses().map(str),
+    st.ip_addresses().filter(lambda ip: not (ip.is_unspecified or ip.is_multicast)).map(str),
     st.lists(dns_labels, min_size=1, max_size=4).map(".".join),
 )
 
@@ -85,6 +91,15 @@ invalid_values: dict[str, st.SearchStrategy[Any]] = {
             field_names.map(lambda n: f"__{n}:value"),
             field_names.map(lambda n: f"{n}:a,{n.swapcase()}:b"),
             field_names.map(lambda n: f"{n}:%HOME"),
+            # A value that is not a short line of printable text (issue 14).
+            st.builds(
+                lambda n, before, char, after: f"{n}:{before}{char}{after}",
+                field_names,
+                st.text("abc", min_size=1, max_size=5),
+                st.sampled_from(["\n", "\r", "\t", "\x00", "\x1b", "\u2028", "\u200b"]),
+                st.text("abc", min_size=1, max_size=5),
+            ),
+            st.builds(lambda n, size: f"{n}:{'v' * size}", field_names, st.integers(257, 2**20)),
         ),
     ),
     "loki-tenant": st.one_of(
@@ -92,6 +107,9 @@ invalid_values: dict[str, st.SearchStrategy[Any]] = {
         st.from_regex(rf"[{TENANT_ALPHABET}]{{151,400}}", fullmatch=True),
         st.sampled_from((".", "..")),
         huge_text().map(lambda t: t + " "),
+    ),
+    "ingress-backend-scheme": st.one_of(st.text(), huge_text()).filter(
+        lambda scheme: scheme not in ("http", "https")
     ),
     "external-hostname": st.one_of(
         st.builds(
@@ -104,6 +122,13 @@ invalid_values: dict[str, st.SearchStrategy[Any]] = {
             ".".join
         ),
         dns_labels.map(lambda h: f"-{h}"),
+        # Addresses no client connects to, or that no certificate can name (issue 14).
+        st.sampled_from(["0.0.0.0", "::", "0:0::0", "224.0.0.1", "ff02::1"]),  # noqa: S104
+        st.builds(
+            lambda ip, zone: f"{ip}%{zone}",
+            st.ip_addresses(v=6).filter(lambda ip: ip.is_link_local).map(str),
+            st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True),
+        ),
     ),
 }
 
@@ -120,6 +145,7 @@ any_config = st.fixed_dictionaries(
         "custom-fields": st.one_of(any_string, invalid_values["custom-fields"]),
         "loki-tenant": any_string,
         "external-hostname": st.one_of(any_string, valid_hostnames),
+        "ingress-backend-scheme": st.one_of(any_string, st.sampled_from(("http", "https"))),
     },
 )
 
@@ -177,6 +203,7 @@ def right_config() -> st.SearchStrategy[dict[str, Any]]:
             ),
             "loki-tenant": valid_tenants,
             "external-hostname": valid_hostnames,
+            "ingress-backend-scheme": st.sampled_from(("http", "https")),
         },
     )
 
@@ -187,6 +214,7 @@ def right_config() -> st.SearchStrategy[dict[str, Any]]:
     fields=valid_custom_fields,
     tenant=valid_tenants,
     hostname=valid_hostnames,
+    scheme=st.sampled_from(("http", "https")),
 )
 def test_right_values_are_what_the_sidekick_runs_with(
     tls_world: World,
@@ -195,6 +223,7 @@ def test_right_values_are_what_the_sidekick_runs_with(
     fields: list[tuple[str, str]],
     tenant: str,
     hostname: str,
+    scheme: str,
 ) -> None:
     """arrange: in service. act: every option right. assert: rendered as given, not Blocked."""
     config = {
@@ -203,11 +232,13 @@ def test_right_values_are_what_the_sidekick_runs_with(
         "custom-fields": " , ".join(f"{n}:{v}" for n, v in fields),
         "loki-tenant": tenant,
         "external-hostname": hostname,
+        "ingress-backend-scheme": scheme,
     }
 
     with tempfile.TemporaryDirectory() as tmp:
         outcome, root = configured(tls_world, config, Path(tmp))
         rendered = yaml.safe_load((root / "falcosidekick.yaml").read_text())
+    ingress = states.relation(outcome.out, "ingress").local_app_data
 
     outcome.assert_sane()
     outcome.assert_restarts_only_for_new_files()
@@ -216,3 +247,5 @@ def test_right_values_are_what_the_sidekick_runs_with(
     assert rendered["loki"]["minimumpriority"] == priority
     assert rendered["loki"].get("tenant", "") == tenant
     assert rendered.get("customfields", {}) == dict(fields)
+    assert json.loads(ingress.get("scheme", '"http"')) == scheme
+    assert rendered["tlsserver"]["deploy"] is (scheme == "https")

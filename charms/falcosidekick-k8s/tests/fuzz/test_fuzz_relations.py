@@ -39,7 +39,7 @@ CTX = testing.Context(FalcosidekickCharm)
 UNIT_IDS = st.integers(0, 30)
 
 
-def changed(world: World, relation: testing.Relation, event: Any = None) -> Outcome:
+def changed(world: World, relation: testing.RelationBase, event: Any = None) -> Outcome:
     """Dispatch ``event`` (default: relation-changed) with ``relation`` in place, on a copy."""
     with tempfile.TemporaryDirectory() as tmp, world.copy(Path(tmp)) as (state, root):
         others = {r for r in state.relations if r.id != relation.id}
@@ -79,7 +79,8 @@ def test_any_ingress_data_is_survived(tls_world: World, data: dict[str, str]) ->
 # certificates: the provider's app bag ----------------------------------------------------------
 
 _OTHER_CA = make_ca("Someone else's CA")
-_OTHER_CERT = issue(_OTHER_CA, "someone-else").cert_pem
+_OTHER_SERVER = issue(_OTHER_CA, "someone-else")
+_OTHER_CERT, _OTHER_KEY = _OTHER_SERVER.cert_pem, _OTHER_SERVER.key_pem
 _BAD_PEM = st.one_of(
     st.text(max_size=200),
     huge_text(),
@@ -233,6 +234,76 @@ def test_any_loki_unit_data_is_survived(
     outcome.assert_sane()
     outcome.assert_restarts_only_for_new_files()
     assert outcome.out.get_container("falcosidekick").service_statuses
+
+
+# sidekick-peers: the other units' reports ----------------------------------------------------
+
+_BAD_REPORTS = st.one_of(
+    NOT_JSON,
+    JSON_VALUES.filter(lambda v: not isinstance(v, dict)).map(json.dumps),
+    st.fixed_dictionaries(
+        {
+            "scheme": st.one_of(st.text(max_size=8), JSON_VALUES).filter(
+                lambda v: v not in ("http", "https")
+            ),
+            "port": st.integers(1, 65535),
+        }
+    ).map(json.dumps),
+    st.fixed_dictionaries(
+        {
+            "scheme": st.sampled_from(("http", "https")),
+            "port": st.one_of(st.integers(max_value=0), st.integers(min_value=65536), st.text()),
+        }
+    ).map(json.dumps),
+    st.fixed_dictionaries(
+        {
+            "scheme": st.just("https"),
+            "port": st.just(2801),
+            "ca": _BAD_PEM.filter(lambda pem: pem != _OTHER_CERT),
+        }
+    ).map(json.dumps),
+    huge_text().map(lambda text: json.dumps({"scheme": "https", "port": 2801, "ca": text})),
+    # A good certificate with anything after it (issue 14): junk, or a private key.
+    st.one_of(st.text(min_size=1).filter(str.strip), st.just(_OTHER_KEY)).map(
+        lambda tail: json.dumps(
+            {"scheme": "https", "port": 2801, "hosts": ["x"], "ca": _OTHER_CA.cert_pem + tail}
+        )
+    ),
+)
+
+
+@given(
+    units=st.dictionaries(
+        st.integers(1, 30),
+        st.one_of(ANY_BAG, st.fixed_dictionaries({"alert-input": _BAD_REPORTS})),
+        min_size=1,
+        max_size=3,
+    ),
+    hook=st.sampled_from(["changed", "departed"]),
+)
+def test_peer_reports_that_cannot_be_read_change_nothing(
+    tls_world: World, units: dict[int, dict[str, str]], hook: str
+) -> None:
+    """arrange: the leader in service. act: other units report garbage, or leave. assert.
+
+    No hook fails; the URL and CA the leader publishes (from what it serves itself) stay;
+    nothing is written anywhere.
+    """
+    peers = tls_world.state.get_relations("sidekick-peers")[0]
+    relation = dataclasses.replace(peers, peers_data=units)
+
+    outcome = changed(tls_world, relation, _peer_event(relation, hook))
+
+    outcome.assert_sane()
+    outcome.assert_untouched(tls_world.state)
+
+
+def _peer_event(relation: testing.PeerRelation, hook: str) -> Any:
+    units = sorted(relation.peers_data)
+    if hook == "departed":
+        gone = max(units) + 1
+        return CTX.on.relation_departed(relation, remote_unit=gone, departing_unit=gone)
+    return CTX.on.relation_changed(relation, remote_unit=units[0])
 
 
 # data we never read ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,10 @@ Ctx = testing.Context[FalcosidekickCharm]
 INGRESS_URL = "https://ingress.example.com/fmodel-falcosidekick-k8s"
 LOKI_URL = "http://loki-0.loki-endpoints.cos.svc.cluster.local:3100/loki/api/v1/push"
 RESTARTS = ("replan_services", "restart_services", "start_services")
+# A log record quotes remote values by their first characters only (issue 14: a 2 MiB URL was
+# logged in full, twice per hook): whatever comes in, no record at INFO or above is longer
+# than this. (At DEBUG, off in Juju by default, the tls library logs whole provider bags.)
+MAX_LOG_RECORD = 1000
 PEBBLE_MUTATIONS = PEBBLE_FILE_WRITES + PEBBLE_PLAN_CHANGES + PEBBLE_SERVICE_CHANGES
 
 
@@ -74,7 +79,11 @@ class World:
 
 
 def build_world(ctx: Ctx, root: Path, ca: Issued | None) -> World:
-    """Return a leader related on every endpoint, TLS from ``ca`` (or the ingress only)."""
+    """Return a leader related on every endpoint, TLS from ``ca`` (or the ingress only).
+
+    With ``ca`` the ingress reaches the sidekick over HTTPS (ingress-backend-scheme=https),
+    so that the certificate is in use.
+    """
     relations = {
         states.ingress_relation(INGRESS_URL),
         states.loki_relation(LOKI_URL),
@@ -86,10 +95,13 @@ def build_world(ctx: Ctx, root: Path, ca: Issued | None) -> World:
         ),
         testing.Relation("metrics-endpoint", remote_app_name="prometheus"),
         testing.Relation("grafana-dashboard", remote_app_name="grafana"),
+        testing.PeerRelation("sidekick-peers"),
     }
+    config = {}
     if ca:
         relations.add(states.certificates_relation())
-    state = states.state(root, leader=True, relations=relations)
+        config["ingress-backend-scheme"] = "https"  # end-to-end TLS: all of it is in use
+    state = states.state(root, leader=True, relations=relations, config=config)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(addresses, "resolve", states.POD_DNS.get)
         if ca:
@@ -114,14 +126,19 @@ class Outcome:
     relation_sets: int
     files_before: dict[str, bytes]
     files_after: dict[str, bytes]
+    longest_log: int = 0
 
     @property
     def restarts(self) -> int:
         return self.pebble.count(*RESTARTS)
 
     def assert_sane(self) -> None:
-        """No crash got here; the status is one of four kinds and says why if not Active."""
+        """No crash got here; the status is one of four kinds and says why if not Active.
+
+        And no log record holds a whole remote value.
+        """
         assert_sane_status(self.out.unit_status)
+        assert self.longest_log <= MAX_LOG_RECORD
 
     def assert_untouched(self, before: testing.State) -> None:
         """Nothing was written to the container, and no relation data of ours changed."""
@@ -157,9 +174,25 @@ def still_accepting(out: testing.State) -> bool:
     return container.service_statuses.get("falcosidekick") == pebble.ServiceStatus.ACTIVE
 
 
+class _LongestRecord(logging.Handler):
+    """Remember the length of the longest log message emitted while attached."""
+
+    longest = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.longest = max(self.longest, len(record.getMessage()))
+
+
 def dispatch(ctx: Ctx, state: testing.State, event: Any, root: Path) -> Outcome:
     """Run ``event`` on ``state`` and record what it did."""
     before = snapshot(root)
-    with record_pebble() as pebble_calls, record_relation_writes() as writes:
-        out = ctx.run(event, state)
-    return Outcome(out, pebble_calls, writes.count("relation_set"), before, snapshot(root))
+    records = _LongestRecord(logging.INFO)
+    logging.getLogger().addHandler(records)
+    try:
+        with record_pebble() as pebble_calls, record_relation_writes() as writes:
+            out = ctx.run(event, state)
+    finally:
+        logging.getLogger().removeHandler(records)
+    return Outcome(
+        out, pebble_calls, writes.count("relation_set"), before, snapshot(root), records.longest
+    )

@@ -112,6 +112,22 @@ class RealPebble:
             raise AssertionError(f"pebble {' '.join(args)}: {result.stderr}")
         return result.stdout
 
+    def health(self, level: str) -> bool:
+        """Return whether the real `pebble health --level=<level>` says healthy.
+
+        Level ``ready`` is what Juju's readiness probe of the workload container asks.
+        """
+        result = subprocess.run(
+            [str(self.root / PEBBLE_BINARY.lstrip("/")), "health", f"--level={level}"],
+            env={"PEBBLE": str(self.root / PEBBLE_DIR.lstrip("/"))},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode not in (0, 1):
+            raise AssertionError(f"pebble health: {result.stderr}")
+        return result.returncode == 0
+
     def log(self) -> str:
         """Return what Pebble printed, its services' output included."""
         return self.log_path.read_text(errors="replace")

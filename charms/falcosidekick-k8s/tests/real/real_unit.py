@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import addresses
@@ -27,6 +28,7 @@ import pytest
 import sidekick
 import sidekick_states as states
 import workloads
+import yaml
 from charm import FalcosidekickCharm
 from ops import testing
 from real_pebble import RealPebble
@@ -36,6 +38,15 @@ from tls_material import Issued
 # The address the Service name resolves to inside these tests: the unit publishes it, and
 # the tests may only talk to the loopback.
 SERVICE_ADDRESS = "127.0.0.1"
+# The pod's own address (what Juju's network-get gives for every endpoint): another loopback
+# address, so that a sidekick listening on 127.0.0.1 only cannot be reached on it.
+POD_ADDRESS = "127.0.0.2"
+# Every endpoint of the charm: network-get answers the pod's address for each.
+ENDPOINTS = tuple(
+    name
+    for role in ("provides", "requires", "peers")
+    for name in yaml.safe_load((Path(__file__).parents[2] / "charmcraft.yaml").read_text())[role]
+)
 # The Falco unit an alert claims to come from (the falco charm adds these output fields).
 FALCO_TOPOLOGY = {
     "juju_unit": "falco/3",
@@ -116,6 +127,7 @@ class RealUnit:
             config={**config, "port": port},
             containers={container()},
             relations=relations,
+            networks=pod_networks(),
         )
         unit = cls(pebble, port, free_port(), state)
         unit.run(unit.ctx.on.pebble_ready(container()))
@@ -181,6 +193,14 @@ class RealUnit:
         status, text = get(f"http://127.0.0.1:{self.scrape_port()}/metrics")
         assert status == 200, text
         return text
+
+
+def pod_networks() -> set[testing.Network]:
+    """Return the unit's bindings, all on the pod's address (POD_ADDRESS)."""
+    address = testing.BindAddress([testing.Address(POD_ADDRESS)])
+    return {
+        testing.Network(name, [address], ingress_addresses=[POD_ADDRESS]) for name in ENDPOINTS
+    }
 
 
 def container() -> testing.Container:

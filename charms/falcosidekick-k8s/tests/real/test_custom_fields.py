@@ -106,7 +106,7 @@ def test_names_equal_but_for_case_or_juju_lose_data_in_the_real_sidekick(
 @pytest.fixture(name="deployed", scope="module")
 def deployed_fixture(ca: Issued, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     with ExitStack() as stack:
-        yield deploy("ingress", ca, stack, tmp_path_factory.mktemp("fields"))
+        yield deploy("gateway", ca, stack, tmp_path_factory.mktemp("fields"))
 
 
 def test_every_accepted_name_runs_in_the_real_sidekick(deployed: Deployed) -> None:
@@ -129,8 +129,8 @@ def test_every_accepted_name_runs_in_the_real_sidekick(deployed: Deployed) -> No
         deployed.pebble.cli("check", "--refresh", "falcosidekick-up", "--format", "json")
     )
     assert checked["status"] == "up"
-    url, _ = deployed.alert_url_and_ca()
-    assert post(url, json.dumps(falco_alert("Custom fields")).encode())[0] == 200
+    url, ca = deployed.alert_url_and_ca()
+    assert post(url, json.dumps(falco_alert("Custom fields")).encode(), ca)[0] == 200
     deployed.loki.wait_for(lambda _: bool(deployed.loki.lines_of_rule("Custom fields")))
     (entry,) = deployed.loki.lines_of_rule("Custom fields")
     lowered = {name.lower(): value for name, value in ACCEPTED.items()}

@@ -1,8 +1,10 @@
-"""Each TLS mode, driven by the charm's own hooks, checked against the real Falcosidekick.
+"""Each exposure mode, driven by the charm's own hooks, checked against the real Falcosidekick.
 
 Real Pebble runs the layer the charm added, the real sidekick runs the files it pushed; Falco
-is played by posting real Falco alerts to the URL the charm publishes, with its CA; Loki is a
-fake push API on the loopback that parses what it is sent.
+is played by posting real Falco alerts to the URL the charm publishes, with its CA (or, behind
+an ingress, the ingress's CA, as a host's trust store would have it); the ingress is a proxy
+that routes as the real provider does (ingress_proxy); Loki is a fake push API on the
+loopback that parses what it is sent.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import sidekick_states as states
 from deployment import MODES, Deployed
 from ops import testing
 from real_pebble import listening
-from real_unit import FALCO_TOPOLOGY, falco_alert, get, post
-from sidekick import CHECK
+from real_unit import FALCO_TOPOLOGY, POD_ADDRESS, falco_alert, get, post
+from sidekick import CHECK, READY_CHECK
 from sidekick_client import output_counts
 
 EVERYWHERE = "every address"
@@ -92,7 +94,8 @@ def test_listens_where_the_charm_intends(deployed: Deployed) -> None:
     """arrange: a mode. act: read the real process's listening sockets. assert: as documented.
 
     Alerts on the configured port on every address; with TLS also the plain port of
-    /healthz and /metrics (README, "What listens where").
+    /healthz and /metrics (README, "What listens where"). Falco is given an https URL in
+    every mode, and reaches the sidekick through it.
     """
     unit = deployed.unit
     expected = {(EVERYWHERE, unit.port)}
@@ -101,21 +104,30 @@ def test_listens_where_the_charm_intends(deployed: Deployed) -> None:
 
     assert bound(deployed.pebble.sidekick_pid()) == expected
     alert_url, ca = deployed.alert_url_and_ca()
-    assert alert_url.startswith("https://" if deployed.tls else "http://")
-    assert get(f"{alert_url}ping", ca) == (200, "pong\n")
+    assert alert_url.startswith("https://")
+    assert get(f"{alert_url.rstrip('/')}/ping", ca) == (200, "pong\n")
 
 
-def test_pebble_health_check_passes(deployed: Deployed) -> None:
-    """arrange: a mode. act: the real `pebble check --refresh` of the charm's check. assert: up."""
-    checked = json.loads(deployed.pebble.cli("check", "--refresh", CHECK, "--format", "json"))
-    table = deployed.pebble.cli("checks")
+def test_pebble_health_and_ready_checks_pass(deployed: Deployed) -> None:
+    """arrange: a mode. act: the real `pebble check --refresh` of the charm's checks.
 
-    assert (checked["status"], checked["failures"]) == ("up", 0)
-    assert checked["successes"] >= 1
+    assert: both up, and Pebble's health at level ready (Juju's readiness probe) is healthy.
+    """
+    pebble = deployed.pebble
+    alive = json.loads(pebble.cli("check", "--refresh", CHECK, "--format", "json"))
+    ready = json.loads(pebble.cli("check", "--refresh", READY_CHECK, "--format", "json"))
+    table = pebble.cli("checks")
+
+    assert (alive["status"], alive["failures"]) == ("up", 0)
+    assert (ready["status"], ready["failures"]) == ("up", 0)
+    assert alive["successes"] >= 1
     assert re.search(rf"^{CHECK}\s+alive\s+enabled\s+up\s", table, re.MULTILINE), table
-    plan = deployed.pebble.client().get_plan()
+    assert re.search(rf"^{READY_CHECK}\s+ready\s+enabled\s+up\s", table, re.MULTILINE), table
+    assert pebble.health("ready")
+    plan = pebble.client().get_plan()
     health_port = deployed.unit.no_tls_port if deployed.tls else deployed.unit.port
     assert plan.checks[CHECK].http == {"url": f"http://127.0.0.1:{health_port}/healthz"}
+    assert plan.checks[READY_CHECK].tcp == {"host": POD_ADDRESS, "port": deployed.unit.port}
 
 
 def test_alerts_reach_loki_labelled_with_their_falco_unit_above_the_minimum_priority(
@@ -136,6 +148,10 @@ def test_alerts_reach_loki_labelled_with_their_falco_unit_above_the_minimum_prio
 
     deployed.loki.wait_for(lambda _: bool(deployed.loki.lines_of_rule(rule)))
     (entry,) = deployed.loki.lines_of_rule(rule)
+    if deployed.ingress is not None:
+        # What reached the pod: plain HTTP from the gateway, HTTPS from traefik when asked.
+        scheme = "https" if deployed.mode == "traefik-https" else "http"
+        assert deployed.ingress.forwarded[-2:] == [(scheme, "/", 200), (scheme, "/", 200)]
     assert FALCO_TOPOLOGY.items() <= entry.labels.items()
     assert {"rule": rule, "priority": "Warning", "source": "syscall"}.items() <= (
         entry.labels.items()
@@ -224,8 +240,8 @@ def test_without_certificates_or_ingress_listens_on_the_loopback_only(
 ) -> None:
     """arrange: neither certificates nor ingress. act: read the real process and Pebble.
 
-    assert: plain HTTP on 127.0.0.1 only, health check up, no URL for Falco, no scrape job,
-    and the status asks for TLS.
+    assert: plain HTTP on 127.0.0.1 only, health check up but not ready (out of the
+    Service), no URL for Falco, no scrape job, and the status asks for TLS.
     """
     deployed = deployments("none")
     unit = deployed.unit
@@ -233,6 +249,8 @@ def test_without_certificates_or_ingress_listens_on_the_loopback_only(
     assert bound(deployed.pebble.sidekick_pid()) == {("127.0.0.1", unit.port)}
     checked = json.loads(deployed.pebble.cli("check", "--refresh", CHECK, "--format", "json"))
     assert (checked["status"], checked["failures"]) == ("up", 0)
+    deployed.pebble.cli("check", "--refresh", READY_CHECK)
+    assert not deployed.pebble.health("ready")
     assert "url" not in unit.relation("http-endpoint").local_app_data
     assert json.loads(unit.relation("metrics-endpoint").local_app_data["scrape_jobs"]) == []
     assert unit.state.unit_status == testing.BlockedStatus(

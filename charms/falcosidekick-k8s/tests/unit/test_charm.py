@@ -240,16 +240,22 @@ def test_no_op_events_do_nothing(ctx: Ctx, root: Path, ca: Issued) -> None:
 def test_certificates_removed_without_ingress_goes_back_to_blocked(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
-    """arrange: TLS served. act: relation-broken. assert: key removed, loopback, URL withdrawn."""
+    """arrange: TLS served. act: relation-broken. assert: key removed, loopback, URL withdrawn.
+
+    The tls library still runs in that hook (the relation is gone from the model): it
+    removes its private key secret.
+    """
     out = states.with_certificate(
         ctx, tls_state(root, relations={testing.Relation("http-endpoint")}), ca
     )
     certificates = states.relation(out, "certificates")
+    assert any("private-key" in (secret.label or "") for secret in out.secrets)
 
     with record_pebble() as pebble_calls:
         out = ctx.run(ctx.on.relation_broken(certificates), out)
 
     assert sorted(p.name for p in (root / "tls").iterdir()) == []
+    assert not any("private-key" in (secret.label or "") for secret in out.secrets)
     assert pebble_calls.count("remove_path") == 3
     assert pebble_calls.count("replan_services") == 1
     assert states.rendered_config(root)["listenaddress"] == "127.0.0.1"

@@ -84,13 +84,18 @@ def test_ingress_only_serves_plain_http_behind_the_ingress_and_publishes_its_url
     )
 
 
-def test_ingress_and_certificates_together_mean_https_backend(
+def test_ingress_https_backend_with_certificates_serves_tls_to_the_ingress(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
-    """arrange: certificates and ingress. act: TLS established. assert: https scheme, SANs, URL."""
+    """arrange: certificates, ingress, backend https. act: TLS established. assert: https.
+
+    The ingress is asked for an https backend, the certificate names the ingress host too,
+    and Falco is given the ingress URL without a CA (it verifies the ingress, not us).
+    """
     state = states.state(
         root,
         leader=True,
+        config={"ingress-backend-scheme": "https"},
         relations={
             states.certificates_relation(),
             states.ingress_relation(INGRESS_URL),
@@ -113,8 +118,17 @@ def test_ingress_and_certificates_together_mean_https_backend(
 def test_ingress_host_change_keeps_serving_until_the_new_certificate(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
-    """arrange: TLS served. act: ingress URL arrives. assert: new CSR, no restart, no key churn."""
-    state = states.state(root, leader=True, relations={states.certificates_relation()})
+    """arrange: TLS served, backend https. act: ingress URL arrives. assert: new CSR only.
+
+    The listener is the same (HTTPS on the port): no restart and no key churn until the
+    certificate that also names the ingress host arrives.
+    """
+    state = states.state(
+        root,
+        leader=True,
+        config={"ingress-backend-scheme": "https"},
+        relations={states.certificates_relation()},
+    )
     served = states.with_certificate(ctx, state, ca)
     ingress = states.ingress_relation(INGRESS_URL)
 
@@ -286,18 +300,25 @@ def test_loki_gone_keeps_accepting_alerts(ctx: Ctx, root: Path) -> None:
     )
 
 
-def test_https_loki_trusts_our_ca(ctx: Ctx, root: Path, ca: Issued) -> None:
-    """arrange: TLS served, https Loki. act: reconcile. assert: tlsclient CA file set."""
+@pytest.mark.parametrize("behind", ["nothing", "an ingress with a plain backend"])
+def test_https_loki_trusts_our_ca(ctx: Ctx, root: Path, ca: Issued, behind: str) -> None:
+    """arrange: certificates, https Loki. act: reconcile. assert: tlsclient CA file set.
+
+    Also where the certificate itself is not served (an ingress reaches the pods over
+    plain HTTP): the Loki signed by the same provider stays trusted.
+    """
     https_loki = "https://otelcol.fmodel.svc.cluster.local:3500/loki/api/v1/push"
-    state = states.state(
-        root, relations={states.certificates_relation(), states.loki_relation(https_loki)}
-    )
+    relations = {states.certificates_relation(), states.loki_relation(https_loki)}
+    if behind != "nothing":
+        relations.add(states.ingress_relation(INGRESS_URL))
+    state = states.state(root, relations=relations)
 
     states.with_certificate(ctx, state, ca)
 
-    assert states.rendered_config(root)["tlsclient"] == {
-        "cacertfile": "/etc/falcosidekick/tls/ca.crt"
-    }
+    config = states.rendered_config(root)
+    assert config["tlsclient"] == {"cacertfile": "/etc/falcosidekick/tls/ca.crt"}
+    assert config["tlsserver"]["deploy"] is (behind == "nothing")
+    assert (root / "tls" / "ca.crt").read_text().strip() == ca.cert_pem.strip()
 
 
 def test_non_leader_writes_no_loki_metadata(ctx: Ctx, root: Path) -> None:
@@ -330,10 +351,14 @@ def test_new_leader_publishes_and_non_leader_does_not(ctx: Ctx, root: Path) -> N
     )
 
 
-def test_certificates_removed_with_ingress_falls_back_to_ingress_only(
+def test_certificates_removed_behind_a_plain_backend_changes_nothing_for_alerts(
     ctx: Ctx, root: Path, ca: Issued
 ) -> None:
-    """arrange: certificates and ingress. act: certificates broken. assert: plain backend, URL."""
+    """arrange: certificates and ingress, backend http. act: certificates broken. assert.
+
+    The certificate was not used for alerts (the status said so): the sidekick, the
+    ingress request and the URL stay as they are, only that note goes away.
+    """
     state = states.state(
         root,
         leader=True,
@@ -344,15 +369,46 @@ def test_certificates_removed_with_ingress_falls_back_to_ingress_only(
         },
     )
     both = states.with_certificate(ctx, state, ca)
+    assert both.unit_status == testing.ActiveStatus(
+        "alerts are not stored: integrate 'send-loki-logs'"
+    )
 
-    with record_pebble() as pebble_calls:
+    with record_pebble() as pebble_calls, record_relation_writes() as relation_writes:
         out = ctx.run(ctx.on.relation_broken(states.relation(both, "certificates")), both)
 
-    assert pebble_calls.count("replan_services") == 1
+    assert pebble_calls.count("replan_services", "push") == 0
+    assert relation_writes.count("relation_set") == 0
     config = states.rendered_config(root)
     assert (config["listenaddress"], config["tlsserver"]) == ("", {"deploy": False})
     assert "scheme" not in states.relation(out, "ingress").local_app_data
     assert json.loads(states.relation(out, "http-endpoint").local_app_data["url"]) == INGRESS_URL
-    assert out.unit_status == testing.ActiveStatus(
-        "alerts are not stored: integrate 'send-loki-logs'"
+
+
+def test_certificates_removed_behind_an_https_backend_is_blocked_and_withdrawn(
+    ctx: Ctx, root: Path, ca: Issued
+) -> None:
+    """arrange: certificates, ingress, backend https. act: certificates broken. assert.
+
+    Nothing can serve the HTTPS backend the ingress was asked for: Blocked naming both
+    fixes, the sidekick back on the loopback, the URL withdrawn (Falco keeps alerts local).
+    """
+    state = states.state(
+        root,
+        leader=True,
+        config={"ingress-backend-scheme": "https"},
+        relations={
+            states.certificates_relation(),
+            states.ingress_relation(INGRESS_URL),
+            testing.Relation("http-endpoint"),
+        },
+    )
+    both = states.with_certificate(ctx, state, ca)
+
+    out = ctx.run(ctx.on.relation_broken(states.relation(both, "certificates")), both)
+
+    assert states.rendered_config(root)["listenaddress"] == "127.0.0.1"
+    assert states.relation(out, "http-endpoint").local_app_data.get("url", "") == ""
+    assert out.unit_status == testing.BlockedStatus(
+        "ingress-backend-scheme is 'https' but 'certificates' is not integrated: integrate "
+        "'certificates', or set ingress-backend-scheme=http"
     )
