@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, MutableMapping
-from urllib.parse import urlsplit
+
+from falcosidekick_http_endpoint import normalise_url, shown
 
 
 def update_changed(databag: MutableMapping[str, str], wanted: Mapping[str, str]) -> bool:
@@ -25,10 +26,13 @@ def update_changed(databag: MutableMapping[str, str], wanted: Mapping[str, str])
 
 
 def read_url(databag: Mapping[str, str], key: str) -> str | None:
-    """Return the http(s) ``url`` of the JSON object under ``key``; None if ``key`` is unset.
+    """Return the http(s) URL of the JSON object ``{"url": ...}`` under ``key``, normalised.
 
-    This is the shape of the ``ingress`` (v2) and ``loki_push_api`` ``endpoint`` values.
-    Raises ValueError, naming the key, when the value is not usable.
+    This is the shape of the ``ingress`` (v2) and ``loki_push_api`` ``endpoint`` values. The
+    URL is checked by the http-endpoint library's validator, the one it goes through when it
+    is published to Falco, so that what passes here cannot fail later in the hook. None when
+    ``key`` is unset. Raises ValueError, naming the key and quoting at most the start of the
+    value (a remote application can write megabytes), when it is not usable.
     """
     raw = databag.get(key, "")
     if not raw:
@@ -36,17 +40,12 @@ def read_url(databag: Mapping[str, str], key: str) -> str | None:
     try:
         data = json.loads(raw)
     # RecursionError: JSON nested deeper than the parser's stack, from a hostile remote.
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"{key!r} is not JSON text") from exc
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"{key!r} is not JSON text: {shown(raw)}") from exc
     url = data.get("url") if isinstance(data, dict) else None
     if not isinstance(url, str):
-        raise ValueError(f"{key!r} has no 'url' string")
+        raise ValueError(f"{key!r} has no 'url' string: {shown(raw)}")
     try:
-        parts = urlsplit(url)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # raises ValueError on a port that is not a number in range
+        return normalise_url(url)
     except ValueError as exc:
-        raise ValueError(f"{key!r} url is not an http(s) URL: {url!r}") from exc
-    if not usable:
-        raise ValueError(f"{key!r} url is not an http(s) URL: {url!r}")
-    return url
+        raise ValueError(f"{key!r} url: {exc}") from None

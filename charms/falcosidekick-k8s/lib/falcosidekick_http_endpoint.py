@@ -39,6 +39,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import ops
 
@@ -122,9 +123,13 @@ def normalise_url(url: str) -> str:
             f"not an http(s) URL (whitespace or a control character in it): {shown(url)}"
         )
     try:
-        return str(_url_validator().validate_python(url))
-    except pydantic.ValidationError as exc:
+        # pydantic would read "https:///path" as the host "path": a URL must name its host.
+        has_host = bool(urlsplit(url).hostname)
+        if has_host:
+            return str(_url_validator().validate_python(url))
+    except (ValueError, pydantic.ValidationError) as exc:
         raise ValueError(f"not an http(s) URL: {shown(url)}") from exc
+    raise ValueError(f"not an http(s) URL (no host): {shown(url)}")
 
 
 def check_pem_certificates(pem: str) -> str:

@@ -25,8 +25,7 @@ import logging
 from urllib.parse import urlsplit
 
 import ops
-from relation_data import update_changed
-from remote_data import read_url
+from relation_data import read_url, update_changed
 
 logger = logging.getLogger(__name__)
 

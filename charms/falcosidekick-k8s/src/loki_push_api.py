@@ -13,7 +13,7 @@ Several provider units usually give the same URL (one Service or ingress); dupli
 dropped. The interface carries no CA: an https endpoint must be signed by a CA the sidekick
 trusts (the system pool, or the CA of our own ``certificates`` provider).
 
-A unit whose ``endpoint`` cannot be used (see remote_data: a URL with a newline would
+A unit whose ``endpoint`` cannot be used (see relation_data.read_url: a URL with a newline would
 otherwise reach the sidekick's config and Pebble's log targets) is logged by its first
 characters and ignored. While the relation exists but
 no unit gives a usable URL (garbage, an endpoint withdrawn, every unit gone for a while), the
@@ -28,8 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import ops
-from relation_data import update_changed
-from remote_data import read_url
+from relation_data import read_url, update_changed
 
 logger = logging.getLogger(__name__)
 

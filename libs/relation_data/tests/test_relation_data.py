@@ -62,10 +62,14 @@ def test_read_url() -> None:
         ("{", "is not JSON text"),
         ('"https://h/"', "has no 'url' string"),
         ('{"url": 3}', "has no 'url' string"),
-        ('{"url": "ftp://h/"}', "is not an http(s) URL"),
-        ('{"url": "https:///path"}', "is not an http(s) URL"),
-        ('{"url": "http://h:99999/"}', "is not an http(s) URL"),
-        ('{"url": "http://[::1/"}', "is not an http(s) URL"),
+        ('{"url": "ftp://h/"}', "not an http(s) URL"),
+        ('{"url": "https:///path"}', "not an http(s) URL"),
+        ('{"url": "http://h:99999/"}', "not an http(s) URL"),
+        ('{"url": "http://[::1/"}', "not an http(s) URL"),
+        # What a loose parser lets through: it would reach the sidekick's config and Pebble.
+        ('{"url": "https://h/\\npath"}', "url:"),
+        ('{"url": "https://a host/"}', "url:"),
+        (json.dumps({"url": "https://h/" + "x" * 3000}), "url:"),
     ],
 )
 def test_read_url_rejects(raw: str, reason: str) -> None:
@@ -81,6 +85,14 @@ def test_read_url_raises_nothing_but_value_error(raw: str) -> None:
     """arrange: any text. act: read. assert: a URL, None, or ValueError."""
     with contextlib.suppress(ValueError):
         read_url({"k": raw}, "k")
+
+
+def test_read_url_quotes_only_the_start_of_a_huge_value() -> None:
+    """arrange: megabytes of garbage. act: read. assert: the error quotes a short prefix."""
+    with pytest.raises(ValueError) as raised:
+        read_url({"k": "x" * (2 << 20)}, "k")
+
+    assert len(str(raised.value)) < 200
 
 
 def test_read_url_refuses_json_nested_too_deep() -> None:
