@@ -9,8 +9,9 @@ place only: ``config_example.yaml`` of that release, where most keys are comment
 writes ``src/sidekick_outputs_schema.json``: a tree of the key names (lower-cased, as viper
 matches them) whose leaves are the type of the example's value, one of ``string``, ``int``,
 ``bool``, ``list`` or ``map`` (a mapping of names chosen by the operator, such as HTTP
-headers). The schema is data the charm ships; ``tests/unit/test_outputs_schema.py`` runs this
-script again and fails when the shipped file differs.
+headers), or ``duration`` where the real binary reads another type (TYPE_CORRECTIONS). The
+schema is data the charm ships; ``tests/unit/test_outputs.py`` runs this script again and
+fails when the shipped file differs.
 
 Usage: ``derive_outputs_schema.py <config_example.yaml> <schema.json>`` to write,
 ``... --check`` to compare.
@@ -46,6 +47,20 @@ FREE_MAPS = frozenset(
         "extraenvvars",
     )
 )
+# Where the example's value has another type than the one Falcosidekick 2.34.1 reads: the
+# real binary logs "Error unmarshalling config" for the example's type and drops the
+# setting (tests/real/test_output_sections.py proves each with every offered key). The
+# example documents the three Alertmanager maps as "comma separated" text, and shows
+# no value or an empty text for numbers; "duration" is Go's (1s, 500ms).
+TYPE_CORRECTIONS: dict[tuple[str, ...], str] = {
+    ("alertmanager", "customseveritymap"): "map",
+    ("alertmanager", "expiresafter"): "int",
+    ("alertmanager", "extraannotations"): "map",
+    ("alertmanager", "extralabels"): "map",
+    ("elasticsearch", "batching", "flushinterval"): "duration",
+    ("grafana", "dashboardid"): "int",
+    ("grafana", "panelid"): "int",
+}
 _KEY = re.compile(r"(?P<key>[A-Za-z][A-Za-z0-9_]*)\s*:(?:\s+(?P<value>.*))?$")
 _LIST_ITEM = re.compile(r"-(\s|$)")
 _QUOTED = re.compile(r"""("[^"]*"|'[^']*')""")
@@ -142,10 +157,16 @@ def derive(example: str) -> dict[str, Any]:
     missing = FREE_MAPS - _names(root)
     if missing:
         raise ValueError(f"free maps not in the example: {sorted(missing)}")
-    return {
-        "falcosidekick": VERSION,
-        "keys": {key: _type_of(key, child) for key, child in sorted(root.children.items())},
-    }
+    keys = {key: _type_of(key, child) for key, child in sorted(root.children.items())}
+    for path, kind in TYPE_CORRECTIONS.items():
+        *parents, name = path
+        section = keys
+        for parent in parents:
+            section = section[parent]
+        if name not in section:
+            raise ValueError(f"corrected key not in the example: {'.'.join(path)}")
+        section[name] = kind
+    return {"falcosidekick": VERSION, "keys": keys}
 
 
 def _names(node: _Node) -> set[str]:

@@ -139,6 +139,19 @@ CREDENTIAL_KEYS = frozenset(
 )
 # Header names (customheaders) that carry credentials.
 _CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|pass|cookie", re.IGNORECASE)
+# Keys whose value is the URL Falcosidekick posts to (after resolve: secrets may hold them).
+# An invalid one is logged as "Bad Endpoint" and the output left off.
+URL_KEYS = frozenset(
+    ("hostport", "webhookurl", "address", "url", "eventlistener", "receiverurl", "apiurl")
+)
+# Outputs whose key of that name is not a URL, and other keys that are.
+_NOT_URLS = frozenset((("syslog", "host"),))
+_MORE_URLS = frozenset((("datadog", "host"), ("datadoglogs", "host")))
+# Falcosidekick's own numbers for the priorities (its customseveritymap is keyed by them).
+SIDEKICK_PRIORITY = {name: 8 - index for index, name in enumerate(PRIORITIES)}
+_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_THRESHOLD = re.compile(r"\s*\d+\s*:\s*(?P<priority>[A-Za-z]+)\s*")
 # Juju's rule for secret content keys.
 SECRET_KEY = re.compile(r"[a-z](?:-?[a-z0-9]){2,}")
 _REFERENCE_SYNTAX = "{secret: <key of 'outputs-secret'>}"
@@ -217,7 +230,7 @@ def _has_userinfo(text: str) -> bool:
     return bool(parts.netloc and (parts.username or parts.password))
 
 
-def _map(value: Any, path: str) -> dict[str, Any]:
+def _map(value: Any, path: str, headers: bool) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ValueError(f"{path}: expected a mapping of names to values")
     result: dict[str, Any] = {}
@@ -225,7 +238,7 @@ def _map(value: Any, path: str) -> dict[str, Any]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{path}: names must be text")
         checked = _string(item, f"{path}.{name}")
-        if _CREDENTIAL_HEADER.search(name) and not isinstance(checked, SecretRef):
+        if headers and _CREDENTIAL_HEADER.search(name) and not isinstance(checked, SecretRef):
             raise ValueError(f"{path}.{name}: a credential, must be {_REFERENCE_SYNTAX}")
         result[name] = checked
     return result
@@ -234,7 +247,11 @@ def _map(value: Any, path: str) -> dict[str, Any]:
 def _leaf(kind: str, key: str, value: Any, path: str) -> Any:
     """Check one value against the type the schema gives it."""
     if kind == "map":
-        return _map(value, path)
+        return _map(value, path, headers=key == "customheaders")
+    if kind == "duration":
+        if not (isinstance(value, str) and _DURATION.fullmatch(value)):
+            raise ValueError(f"{path}: expected a duration such as 1s or 500ms")
+        return value
     if kind == "list":
         if not isinstance(value, list) or not all(
             isinstance(item, (str, int)) and not isinstance(item, bool) for item in value
@@ -309,11 +326,47 @@ def _output_rules(section: str, settings: dict[str, Any]) -> None:
                 "without it, whatever its documentation says)"
             )
         settings["protocol"] = protocol.lower()
+    if section == "alertmanager":
+        _alertmanager_rules(settings)
     if section == "quickwit" and settings.get("autocreateindex") is True:
         raise ValueError(
             "quickwit.autocreateindex: not offered: when Quickwit cannot be reached at start, "
             "Falcosidekick 2.34.1 leaves the output off without a word; create the index first"
         )
+
+
+def _alertmanager_rules(settings: dict[str, Any]) -> None:
+    """Check what Alertmanager or Falcosidekick would refuse in the Alertmanager output.
+
+    Alertmanager refuses an alert (every alert, then) with an invalid label name, and
+    Falcosidekick reads its severity map keyed by its own priority numbers: the operator
+    writes priority names, the charm renders the numbers.
+    """
+    for name in settings.get("extralabels", {}):
+        if not _LABEL_NAME.fullmatch(name):
+            raise ValueError(
+                f"alertmanager.extralabels.{name}: not a label name (letters, digits and "
+                "underscores): Alertmanager would refuse every alert"
+            )
+    if "customseveritymap" in settings:
+        severities = {}
+        for name, severity in settings["customseveritymap"].items():
+            if name.lower() not in SIDEKICK_PRIORITY:
+                raise ValueError(
+                    f"alertmanager.customseveritymap.{name}: expected a priority name "
+                    f"({', '.join(PRIORITIES)})"
+                )
+            severities[SIDEKICK_PRIORITY[name.lower()]] = severity
+        settings["customseveritymap"] = severities
+    thresholds = settings.get("dropeventthresholds")
+    if isinstance(thresholds, str) and thresholds.strip():
+        for item in thresholds.split(","):
+            match = _THRESHOLD.fullmatch(item)
+            if not (match and match["priority"].lower() in PRIORITIES):
+                raise ValueError(
+                    "alertmanager.dropeventthresholds: expected 'count:priority' pairs "
+                    "separated by commas, such as '100:critical, 10:warning'"
+                )
 
 
 def parse(text: str) -> Spec:
@@ -411,24 +464,61 @@ def resolve(
     rendered: Spec = {}
     for section, settings in _with_alertmanagers(spec, alertmanager_urls).items():
         filled = _filled(settings, secret, section)
-        for key in OFFERED[section]:
-            value = filled.get(key)
-            if value is not None and str(value).strip():
-                continue
-            given = settings.get(key)
-            if isinstance(given, SecretRef):
-                raise OutputsError(
-                    "outputs-secret", f"key {given.key!r} is empty (used by {section}.{key})"
-                )
-            hint = " (or integrate 'alertmanager')" if section == "alertmanager" else ""
-            raise OutputsError(
-                "outputs",
-                f"{section}.{key} is needed: without it Falcosidekick leaves {section} off" + hint,
-            )
+        _check_enabled(section, settings, filled)
+        _check_urls(section, settings, filled)
         if section == "alertmanager":
             filled.setdefault("endpoint", ALERTMANAGER_ENDPOINT)
         rendered[section] = filled
     return rendered
+
+
+def _check_enabled(section: str, settings: Mapping[str, Any], filled: Mapping[str, Any]) -> None:
+    for key in OFFERED[section]:
+        value = filled.get(key)
+        if value is not None and str(value).strip():
+            continue
+        given = settings.get(key)
+        if isinstance(given, SecretRef):
+            raise OutputsError(
+                "outputs-secret", f"key {given.key!r} is empty (used by {section}.{key})"
+            )
+        hint = " (or integrate 'alertmanager')" if section == "alertmanager" else ""
+        raise OutputsError(
+            "outputs",
+            f"{section}.{key} is needed: without it Falcosidekick leaves {section} off{hint}",
+        )
+
+
+def _is_url(text: str) -> bool:
+    if any(char.isspace() or not char.isprintable() for char in text):
+        return False
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+def _check_urls(section: str, settings: Mapping[str, Any], filled: Mapping[str, Any]) -> None:
+    """Refuse a URL Falcosidekick cannot post to: it would leave the output off."""
+    for key, value in filled.items():
+        is_url = (key in URL_KEYS or (section, key) in _MORE_URLS) and (
+            (section, key) not in _NOT_URLS
+        )
+        if not is_url or value in (None, ""):
+            continue
+        several = (section, key) == ("alertmanager", "hostport")
+        texts = [t.strip() for t in str(value).split(",")] if several else [str(value)]
+        if all(_is_url(text) for text in texts):
+            continue
+        given = settings.get(key)
+        if isinstance(given, SecretRef):
+            raise OutputsError(
+                "outputs-secret",
+                f"key {given.key!r} (used by {section}.{key}) is not an http(s) URL",
+            )
+        kind = "comma-separated http(s) URLs" if several else "an http(s) URL"
+        raise OutputsError("outputs", f"{section}.{key}: expected {kind}")
 
 
 def destinations(config: Mapping[str, Any]) -> list[str]:

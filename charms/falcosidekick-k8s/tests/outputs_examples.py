@@ -17,18 +17,33 @@ _KEY_LINE = re.compile(r"^(?P<indent> *)#? ?(?P<key>[A-Za-z][A-Za-z0-9_]*):")
 
 # The discard port: nothing listens on it here, so a delivery attempt fails at once.
 CLOSED = "127.0.0.1:9"
-URL_KEYS = frozenset(
-    ("hostport", "webhookurl", "address", "url", "eventlistener", "receiverurl", "apiurl")
-)
-# Values the real 2.34.1 needs for an output to start (outputs._output_rules).
-REQUIRED = {("syslog", "protocol"): "udp", ("syslog", "port"): "9"}
+# Values the real 2.34.1 needs for an output to start (outputs._output_rules), or that are
+# text of a format of their own.
+PARTICULAR: dict[tuple[str, str], Any] = {
+    ("syslog", "protocol"): "udp",
+    ("syslog", "port"): "9",
+    ("alertmanager", "dropeventthresholds"): "100:critical, 10:warning",
+    ("alertmanager", "customseveritymap"): {"warning": "sev-warning", "Critical": "page"},
+    ("alertmanager", "extralabels"): {"team": "security"},
+    # Contacting the output at start: it is not there (see outputs._output_rules).
+    ("elasticsearch", "createindextemplate"): False,
+    ("quickwit", "autocreateindex"): False,
+}
 # Values that must be left out of a valid section (refused by the charm, see outputs.py).
 LEFT_OUT = frozenset(("mutualtls",))
 
 
-def enabling_value(key: str) -> str:
+def is_url(section: str, key: str) -> bool:
+    """Return whether the charm takes ``section.key`` as the URL the output posts to."""
+    return (key in outputs.URL_KEYS or (section, key) in outputs._MORE_URLS) and (
+        section,
+        key,
+    ) not in outputs._NOT_URLS
+
+
+def enabling_value(section: str, key: str) -> str:
     """Return a value for an enabling key that points at the loopback."""
-    if key in URL_KEYS:
+    if is_url(section, key):
         return f"http://{CLOSED}/"
     return "127.0.0.1" if key == "host" else "x"
 
@@ -40,20 +55,21 @@ def secret_key(section: str, key: str) -> str:
 
 def leaf(section: str, key: str, kind: str) -> Any:
     """Return a valid value of ``kind`` for ``section.key`` (credentials as references)."""
-    if (section, key) in REQUIRED:
-        return REQUIRED[section, key]
+    if (section, key) in PARTICULAR:
+        return PARTICULAR[section, key]
     if key in outputs.CREDENTIAL_KEYS:
         return {"secret": secret_key(section, key)}
     if key == "minimumpriority":
         return "warning"
-    if key in outputs.OFFERED.get(section, ()):
-        return enabling_value(key)
+    if key in outputs.OFFERED.get(section, ()) or is_url(section, key):
+        return enabling_value(section, key)
     values: dict[str, Any] = {
         "string": "falco",
         "int": 3,
-        "bool": key not in ("autocreateindex",),
+        "bool": True,
         "list": ["falco"],
         "map": {"X-Team": "security"},
+        "duration": "2s",
     }
     return values[kind]
 
@@ -74,7 +90,8 @@ def full_section(section: str) -> dict[str, Any]:
 def minimal_section(section: str) -> dict[str, Any]:
     """Return ``section`` with only what turns it on (credentials as references)."""
     settings = {key: leaf(section, key, "string") for key in outputs.OFFERED[section]}
-    settings.update({key: value for (name, key), value in REQUIRED.items() if name == section})
+    if section == "syslog":
+        settings.update(protocol="udp", port="9")
     return settings
 
 
@@ -84,7 +101,8 @@ def secret_content(spec: dict[str, Any]) -> dict[str, str]:
     for section, settings in spec.items():
         for key, value in _references(settings):
             name = value["secret"]
-            content[name] = enabling_value(key) if key in URL_KEYS else f"{section}-credential"
+            url = is_url(section, key)
+            content[name] = enabling_value(section, key) if url else f"{section}-credential"
     return content
 
 

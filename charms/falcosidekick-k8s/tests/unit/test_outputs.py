@@ -67,12 +67,16 @@ def test_schema_types_come_from_the_example_values() -> None:
     assert schema["elasticsearch"]["batching"] == {
         "batchsize": "int",
         "enabled": "bool",
-        "flushinterval": "string",
+        "flushinterval": "duration",  # corrected: "1s" in the example, Go reads a duration
     }
     assert schema["webhook"]["customheaders"] == "map"
     assert schema["customtags"] == "list"
     assert schema["tlsserver"]["notlspaths"] == "list"
-    assert schema["alertmanager"]["expiresafter"] == "string"  # '"" if set to ...' in prose
+    assert schema["alertmanager"]["dropeventthresholds"] == "string"  # '"" # ...'
+    # Corrected where the real 2.34.1 reads another type than the example shows.
+    assert schema["alertmanager"]["expiresafter"] == "int"  # '"" if set to ...' in prose
+    assert schema["alertmanager"]["extralabels"] == "map"  # "comma separated" in the example
+    assert schema["grafana"]["dashboardid"] == "int"  # no value in the example
     assert schema["aws"]["lambda"]["functionname"] == "string"  # 'functionname : ""'
 
 
@@ -101,6 +105,8 @@ def test_every_offered_section_round_trips_key_for_key(section: str) -> None:
         json.dumps(given[section]),
         object_hook=lambda d: secret[d["secret"]] if list(d) == ["secret"] else d,
     )
+    if section == "alertmanager":  # priority names become Falcosidekick's numbers
+        expected["customseveritymap"] = {4: "sev-warning", 6: "page"}
     assert rendered[section] == expected
     known = example_key_paths()
     assert {(section, key) for key in rendered[section]} <= known
@@ -184,6 +190,29 @@ def test_every_other_section_of_the_example_is_refused_naming_it(section: str) -
         ),
         ("Slack: {}\nslack: {}", "slack: given twice (Falcosidekick ignores the case of keys)"),
         ("webhook: {Address: a, address: b}", "webhook.address: given twice (Falcosidekick ig"),
+        (
+            "alertmanager: {extralabels: 'team:security'}",
+            "alertmanager.extralabels: expected a mapping of names to values",
+        ),
+        (
+            "alertmanager: {extralabels: {team-name: security}}",
+            "alertmanager.extralabels.team-name: not a label name (letters, digits and "
+            "underscores): Alertmanager would refuse every alert",
+        ),
+        (
+            "alertmanager: {customseveritymap: {high: page}}",
+            "alertmanager.customseveritymap.high: expected a priority name (emergency, alert,",
+        ),
+        (
+            "alertmanager: {dropeventthresholds: '100:critical; 10:warning'}",
+            "alertmanager.dropeventthresholds: expected 'count:priority' pairs separated by",
+        ),
+        ("alertmanager: {dropeventthresholds: '10:loud'}", "alertmanager.dropeventthresholds:"),
+        ("alertmanager: {expiresafter: soon}", "alertmanager.expiresafter: expected a number"),
+        (
+            "elasticsearch: {hostport: h, batching: {flushinterval: 1}}",
+            "elasticsearch.batching.flushinterval: expected a duration such as 1s or 500ms",
+        ),
         ("slack: {webhookurl: [1", "not valid YAML (line 1, column 23)"),
         ("1: {}", "1: keys must be names"),
         ("x" * (64 * 1024 + 1), "longer than 64 KiB"),
@@ -279,7 +308,7 @@ def test_a_section_without_what_turns_it_on_is_a_problem(section: str) -> None:
 
 def test_alertmanager_address_comes_from_the_relation_or_the_option_not_both() -> None:
     """arrange: alertmanager settings; relation URLs. act: resolve. assert: filled, v2 API."""
-    settings = outputs.parse("alertmanager: {minimumpriority: error, extralabels: 'team:sec'}")
+    settings = outputs.parse("alertmanager: {minimumpriority: error, extralabels: {team: sec}}")
     addressed = outputs.parse("alertmanager: {hostport: 'http://am:9093'}")
     urls = ["http://am-0.am:9093/", "https://am.example/cos-alertmanager/"]
 
@@ -294,7 +323,7 @@ def test_alertmanager_address_comes_from_the_relation_or_the_option_not_both() -
     assert from_relation == {
         "alertmanager": {
             "minimumpriority": "error",
-            "extralabels": "team:sec",
+            "extralabels": {"team": "sec"},
             "hostport": "http://am-0.am:9093,https://am.example/cos-alertmanager",
             "endpoint": "/api/v2/alerts",
         }
@@ -318,3 +347,62 @@ def test_destinations_are_the_rendered_outputs_by_their_metric_label() -> None:
         "webhook",
     ]
     assert outputs.destinations({"listenport": 1}) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "problem"),
+    [
+        (
+            "webhook: {address: soc.example/falco}",
+            {},
+            "invalid config 'outputs': webhook.address: expected an http(s) URL",
+        ),
+        (
+            "datadog: {apikey: {secret: dd-key}, host: api.datadoghq.eu}",
+            {"dd-key": "k"},
+            "invalid config 'outputs': datadog.host: expected an http(s) URL",
+        ),
+        (
+            "alertmanager: {hostport: 'http://am-0:9093, am-1:9093'}",
+            {},
+            "invalid config 'outputs': alertmanager.hostport: expected comma-separated "
+            "http(s) URLs",
+        ),
+        (
+            "slack: {webhookurl: {secret: slack-hook}}",
+            {"slack-hook": "hooks.slack.com/services/T/B/C"},
+            "invalid config 'outputs-secret': key 'slack-hook' (used by slack.webhookurl) is "
+            "not an http(s) URL",
+        ),
+        (
+            "slack: {webhookurl: {secret: slack-hook}}",
+            {"slack-hook": "https://hooks.slack.com/services/T/B/C\n"},
+            "invalid config 'outputs-secret': key 'slack-hook' (used by slack.webhookurl) is "
+            "not an http(s) URL",
+        ),
+    ],
+)
+def test_an_address_falcosidekick_cannot_post_to_is_a_problem(
+    text: str, secret: dict[str, str], problem: str
+) -> None:
+    """arrange: an output's URL that is none. act: resolve. assert: refused (it would be off).
+
+    Falcosidekick 2.34.1 logs "Bad Endpoint" for such an address and leaves the output off.
+    """
+    with pytest.raises(outputs.OutputsError) as refused:
+        outputs.resolve(outputs.parse(text), secret)
+
+    assert str(refused.value) == problem
+
+
+def test_syslog_host_is_a_host_and_addresses_may_be_lists() -> None:
+    """arrange: syslog's host, two Alertmanagers. act: resolve. assert: accepted as given."""
+    spec = outputs.parse(
+        "syslog: {host: syslog.example, port: 514, protocol: tcp}\n"
+        "alertmanager: {hostport: 'http://am-0:9093, https://am-1:9093'}"
+    )
+
+    resolved = outputs.resolve(spec, None)
+
+    assert resolved["syslog"]["host"] == "syslog.example"
+    assert resolved["alertmanager"]["hostport"] == "http://am-0:9093, https://am-1:9093"
