@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,20 @@ class OutputsError(ValueError):
 Spec = dict[str, dict[str, Any]]
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _name(key: object) -> str:
+    """Return a key as a path shows it: as is when a plain name, else quoted and shortened.
+
+    Keys are names, shown so that a misspelt one can be fixed; a key that is not a plain name
+    is quoted (a newline must not reach the status) and cut short (it can be any size).
+    """
+    if isinstance(key, str) and _PLAIN_NAME.fullmatch(key):
+        return key
+    return reprlib.repr(key)
+
+
 def _suggest(name: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -186,11 +201,11 @@ def _keyed(data: Mapping[Any, Any], path: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in data.items():
         if not isinstance(key, str):
-            raise ValueError(f"{path}{key!r}: keys must be names")
+            raise ValueError(f"{path}{_name(key)}: keys must be names")
         lowered = key.lower()
         if lowered in result:
             raise ValueError(
-                f"{path}{lowered}: given twice (Falcosidekick ignores the case of keys)"
+                f"{path}{_name(lowered)}: given twice (Falcosidekick ignores the case of keys)"
             )
         result[lowered] = value
     return result
@@ -237,9 +252,9 @@ def _map(value: Any, path: str, headers: bool) -> dict[str, Any]:
     for name, item in value.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"{path}: names must be text")
-        checked = _string(item, f"{path}.{name}")
+        checked = _string(item, f"{path}.{_name(name)}")
         if headers and _CREDENTIAL_HEADER.search(name) and not isinstance(checked, SecretRef):
-            raise ValueError(f"{path}.{name}: a credential, must be {_REFERENCE_SYNTAX}")
+            raise ValueError(f"{path}.{_name(name)}: a credential, must be {_REFERENCE_SYNTAX}")
         result[name] = checked
     return result
 
@@ -288,7 +303,7 @@ def _section(schema: Mapping[str, Any], data: Any, path: str) -> dict[str, Any]:
         raise ValueError(f"{path}: expected a mapping of its settings")
     result: dict[str, Any] = {}
     for key, value in _keyed(data, f"{path}.").items():
-        where = f"{path}.{key}"
+        where = f"{path}.{_name(key)}"
         if key not in schema:
             raise ValueError(
                 f"{where}: not a Falcosidekick 2.34.1 setting of {path!r}"
@@ -345,7 +360,7 @@ def _alertmanager_rules(settings: dict[str, Any]) -> None:
     for name in settings.get("extralabels", {}):
         if not _LABEL_NAME.fullmatch(name):
             raise ValueError(
-                f"alertmanager.extralabels.{name}: not a label name (letters, digits and "
+                f"alertmanager.extralabels.{_name(name)}: not a label name (letters, digits and "
                 "underscores): Alertmanager would refuse every alert"
             )
     if "customseveritymap" in settings:
@@ -353,7 +368,7 @@ def _alertmanager_rules(settings: dict[str, Any]) -> None:
         for name, severity in settings["customseveritymap"].items():
             if name.lower() not in SIDEKICK_PRIORITY:
                 raise ValueError(
-                    f"alertmanager.customseveritymap.{name}: expected a priority name "
+                    f"alertmanager.customseveritymap.{_name(name)}: expected a priority name "
                     f"({', '.join(PRIORITIES)})"
                 )
             severities[SIDEKICK_PRIORITY[name.lower()]] = severity
@@ -396,7 +411,8 @@ def parse(text: str) -> Spec:
             raise ValueError(f"{section}: {NOT_OFFERED[section]}")
         if section not in OFFERED:
             raise ValueError(
-                f"{section}: not a Falcosidekick 2.34.1 output" + _suggest(section, list(OFFERED))
+                f"{_name(section)}: not a Falcosidekick 2.34.1 output"
+                + _suggest(section, list(OFFERED))
             )
         checked = _section(SCHEMA[section], settings, section)
         _priority(section, checked)
