@@ -104,7 +104,7 @@ class DeliveryReport:
         results: dict[str, Any] = {d.destination: d.results() for d in self.deliveries}
         if all(d.accepted and not d.failed for d in self.deliveries):
             names = ", ".join(d.destination for d in self.deliveries)
-            results["result"] = f"every output accepted the test alert: {names}"
+            results["result"] = f"every output accepted the test alert ({names})"
         return results
 
     def problem(self, timeout_s: float) -> str | None:

@@ -33,17 +33,9 @@ PARTICULAR: dict[tuple[str, str], Any] = {
 LEFT_OUT = frozenset(("mutualtls",))
 
 
-def is_url(section: str, key: str) -> bool:
-    """Return whether the charm takes ``section.key`` as the URL the output posts to."""
-    return (key in outputs.URL_KEYS or (section, key) in outputs._MORE_URLS) and (
-        section,
-        key,
-    ) not in outputs._NOT_URLS
-
-
 def enabling_value(section: str, key: str) -> str:
     """Return a value for an enabling key that points at the loopback."""
-    if is_url(section, key):
+    if outputs.is_url_key(section, key):
         return f"http://{CLOSED}/"
     return "127.0.0.1" if key == "host" else "x"
 
@@ -61,7 +53,7 @@ def leaf(section: str, key: str, kind: str) -> Any:
         return {"secret": secret_key(section, key)}
     if key == "minimumpriority":
         return "warning"
-    if key in outputs.OFFERED.get(section, ()) or is_url(section, key):
+    if key in outputs.OFFERED.get(section, ()) or outputs.is_url_key(section, key):
         return enabling_value(section, key)
     values: dict[str, Any] = {
         "string": "falco",
@@ -101,7 +93,7 @@ def secret_content(spec: dict[str, Any]) -> dict[str, str]:
     for section, settings in spec.items():
         for key, value in _references(settings):
             name = value["secret"]
-            url = is_url(section, key)
+            url = outputs.is_url_key(section, key)
             content[name] = enabling_value(section, key) if url else f"{section}-credential"
     return content
 

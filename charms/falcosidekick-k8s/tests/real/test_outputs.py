@@ -207,7 +207,7 @@ def test_test_alert_reports_every_destination_and_reaches_them_all(fan_out: FanO
     results = unit.ctx.action_results
     assert results is not None
     assert results.pop("result") == (
-        "every output accepted the test alert: loki, alertmanager, slack, webhook"
+        "every output accepted the test alert (loki, alertmanager, slack, webhook)"
     )
     assert results == {
         name: {

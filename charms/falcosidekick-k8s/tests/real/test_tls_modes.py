@@ -198,7 +198,7 @@ def test_test_alert_action_reports_that_loki_accepted_the_event(deployed: Deploy
     unit.run(unit.ctx.on.action("test-alert", params={"timeout": 30}))
 
     assert unit.ctx.action_results == {
-        "result": "every output accepted the test alert: loki",
+        "result": "every output accepted the test alert (loki)",
         "loki": {
             "ok": f"{before.ok:g} -> {before.ok + 1:g}",
             "error": f"{before.error:g} -> {before.error:g}",
