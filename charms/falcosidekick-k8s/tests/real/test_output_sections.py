@@ -160,7 +160,7 @@ def test_minimum_priority_names_falcosidekick_does_not_know_send_everything(
     "info" (which Falco itself accepts) is not a name Falcosidekick knows: like any other
     unknown name it means "send every alert", which is why the charm refuses every name but
     its eight (and "", which means the same on purpose). That the eight do filter is shown
-    with real deliveries in test_outputs.
+    with real deliveries in test_fan_out.
     """
     webhook = {"address": f"http://{CLOSED}/", "minimumpriority": minimum}
     alert = json.dumps(falco_alert("Priority probe", "Debug")).encode()
