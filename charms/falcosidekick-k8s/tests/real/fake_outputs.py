@@ -7,20 +7,16 @@ not what its documentation says:
 * ``slack``: an incoming webhook. POST JSON with ``text``, ``attachments`` or ``blocks``
   on the webhook's secret path; 200 ``ok``. Slack answers 400 ``no_text`` otherwise, 404
   ``no_service`` for another path.
-* ``alertmanager``: Alertmanager's ``POST /api/v2/alerts``: a JSON list of alerts, each with
-  a non-empty ``labels`` map of valid label names to strings (and optional string
-  ``annotations``); 200 with no body. Alertmanager answers 400 otherwise, and 404 for the
-  v1 path it removed in 0.27.
 * ``webhook``: any JSON on its path; 200.
 
 ``status`` makes a fake refuse everything with that code (a destination that fails).
+Alertmanager is not faked: the tests run Debian's (real_alertmanager).
 HTTPS is served with a context given by the test (a certificate of a test CA).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import ssl
 import threading
 import time
@@ -30,31 +26,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
 
 def _slack(body: Any) -> str | None:
     if isinstance(body, dict) and any(body.get(k) for k in ("text", "attachments", "blocks")):
         return None
     return "no_text"
-
-
-def _alertmanager(body: Any) -> str | None:
-    if not isinstance(body, list):
-        return "json: cannot unmarshal into Go value of type models.PostableAlerts"
-    for alert in body:
-        labels = alert.get("labels") if isinstance(alert, dict) else None
-        if not isinstance(labels, dict) or not labels:
-            return "labels: at least one label pair required"
-        for name, value in labels.items():
-            if not _LABEL_NAME.fullmatch(name) or not isinstance(value, str):
-                return f"invalid label set: invalid name {name!r}"
-        annotations = alert.get("annotations", {})
-        if not isinstance(annotations, dict) or not all(
-            isinstance(v, str) for v in annotations.values()
-        ):
-            return "annotations: must be strings"
-    return None
 
 
 def _anything(_: Any) -> str | None:
@@ -64,7 +40,6 @@ def _anything(_: Any) -> str | None:
 # kind -> (what the service checks, its answer when it accepts)
 KINDS: dict[str, tuple[Callable[[Any], str | None], bytes]] = {
     "slack": (_slack, b"ok"),
-    "alertmanager": (_alertmanager, b""),
     "webhook": (_anything, b""),
 }
 

@@ -3,10 +3,10 @@
 One unit serves its own certificate and pushes to an HTTPS Loki (signed by the model's CA);
 its ``outputs`` send alerts to a fake Slack incoming webhook (URL from the secret), a
 generic webhook over HTTPS signed by a CA of its own (trusted through ``outputs-ca-certs``,
-with an Authorization header from the secret) and a fake Alertmanager whose address comes
-from the ``alertmanager`` relation. Each output has its own minimum priority. The fakes
-(fake_outputs) refuse what the real services refuse and keep the bodies the real
-Falcosidekick sent.
+with an Authorization header from the secret) and a real Alertmanager (Debian's) whose
+address comes from the ``alertmanager`` relation. Each output has its own minimum priority.
+The fakes (fake_outputs) refuse what the real services refuse and keep the bodies the real
+Falcosidekick sent; the alerts Alertmanager holds are read from its API.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from typing import Any
 
 import fake_outputs
 import ops
+import outputs as outputs_option
 import pytest
+import real_alertmanager
 import yaml
 from deployment import Deployed, deploy
 from ops import testing
@@ -51,7 +53,7 @@ class FanOut:
     deployed: Deployed
     slack: fake_outputs.FakeDestination
     webhook: fake_outputs.FakeDestination
-    alertmanager: fake_outputs.FakeDestination
+    alertmanager: real_alertmanager.RealAlertmanager
     webhook_ca: Issued
 
     def config(self, **changes: Any) -> dict[str, Any]:
@@ -88,7 +90,7 @@ def fan_out_fixture(ca: Issued, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 "webhook", "/falco", server_context(webhook_ca, directory, "webhook")
             )
         )
-        alertmanager = stack.enter_context(fake_outputs.serving("alertmanager", "/api/v2/alerts"))
+        alertmanager = stack.enter_context(real_alertmanager.serving(directory))
         secret = testing.Secret(
             tracked_content={"slack-webhook": slack.url, "soc-token": SOC_TOKEN}
         )
@@ -104,8 +106,8 @@ def fan_out_fixture(ca: Issued, tmp_path_factory: pytest.TempPathFactory) -> Ite
         relation = testing.Relation(
             "alertmanager",
             remote_app_name="alertmanager",
-            # As alertmanager-k8s writes it: raw strings, the URL without the API path.
-            remote_units_data={0: {"url": alertmanager.url.removesuffix("/api/v2/alerts")}},
+            # As alertmanager-k8s writes it: raw strings, its base URL.
+            remote_units_data={0: {"url": alertmanager.url}},
         )
         config = {
             "outputs": yaml.safe_dump(outputs),
@@ -119,9 +121,9 @@ def fan_out_fixture(ca: Issued, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def rules(bodies: list[Any], kind: str) -> set[str]:
-    """Return the rules of the alerts in the bodies a fake of ``kind`` accepted."""
+    """Return the rules of the alerts a fake of ``kind`` (or Alertmanager) holds."""
     if kind == "alertmanager":
-        return {alert["labels"]["rule"] for body in bodies for alert in body}
+        return {alert["labels"]["rule"] for alert in bodies}
     if kind == "slack":
         return {
             field["value"]
@@ -154,30 +156,30 @@ def test_each_output_gets_the_alerts_at_or_above_its_own_minimum_priority(
         alert = falco_alert(f"Fan-out ({priority})", priority)
         assert post(url, json.dumps(alert).encode(), ca)[0] == 200
 
-    fakes = {
+    destinations = {
         "slack": fan_out.slack,
         "webhook": fan_out.webhook,
         "alertmanager": fan_out.alertmanager,
     }
     got = {}
-    for kind, fake in fakes.items():
+    for kind, destination in destinations.items():
         wanted = by_priority("Fan-out", EXPECTED[kind])
-        bodies = fake.wait_for(lambda found, k=kind, w=wanted: w <= rules(found, k))
+        bodies = destination.wait_for(lambda found, k=kind, w=wanted: w <= rules(found, k))
         got[kind] = {rule for rule in rules(bodies, kind) if rule.startswith("Fan-out")}
     loki = fan_out.deployed.loki
     loki.wait_for(lambda _: bool(loki.lines_of_rule("Fan-out (Critical)")))
     got["loki"] = {p for p in PRIORITIES if loki.lines_of_rule(f"Fan-out ({p})")}
 
     assert got == {
-        **{kind: by_priority("Fan-out", EXPECTED[kind]) for kind in fakes},
+        **{kind: by_priority("Fan-out", EXPECTED[kind]) for kind in destinations},
         "loki": EXPECTED["loki"],
     }
     slack = next(b for b in fan_out.slack.bodies() if "Fan-out (Critical)" in rules([b], "slack"))
     fields = {f["title"]: f["value"] for f in slack["attachments"][0]["fields"]}
     assert (fields["priority"], fields["hostname"]) == ("Critical", "fixture-host")
     assert slack["attachments"][0]["text"].endswith("k8s_ns_name=<NA>")
-    (alert,) = next(
-        b for b in fan_out.alertmanager.bodies() if b[0]["labels"]["priority"] == "Critical"
+    alert = next(
+        a for a in fan_out.alertmanager.alerts() if a["labels"]["rule"] == "Fan-out (Critical)"
     )
     assert {
         "alertname": "Fan-out (Critical)",
@@ -191,6 +193,23 @@ def test_each_output_gets_the_alerts_at_or_above_its_own_minimum_priority(
     request = next(r for r in fan_out.webhook.received if r.body["rule"] == "Fan-out (Critical)")
     assert request.headers["Authorization"] == SOC_TOKEN
     assert request.body["output_fields"]["juju_application"] == "falco"
+
+
+def test_alertmanager_refuses_a_whole_post_for_one_invalid_label_name(fan_out: FanOut) -> None:
+    """arrange: the real Alertmanager. act: post an alert with a label name it refuses.
+
+    assert: the whole post is refused: why the charm refuses such alertmanager.extralabels
+    (every alert would be lost), while a valid name is taken.
+    """
+    labels = {"alertname": "Label probe", "rule": "Label probe", "priority": "Critical"}
+
+    refused = fan_out.alertmanager.post([{"labels": {**labels, "team-name": "security"}}])
+    taken = fan_out.alertmanager.post([{"labels": {**labels, "team_name": "security"}}])
+
+    assert refused == (400, '"invalid label set: invalid name \\"team-name\\""\n')
+    assert taken == (200, "")
+    with pytest.raises(ValueError, match=r"extralabels\.team-name: not a label name"):
+        outputs_option.parse("alertmanager: {extralabels: {team-name: security}}")
 
 
 def test_test_alert_reports_every_destination_and_reaches_them_all(fan_out: FanOut) -> None:
@@ -219,7 +238,7 @@ def test_test_alert_reports_every_destination_and_reaches_them_all(fan_out: FanO
     }
     for kind, fake in (("slack", fan_out.slack), ("webhook", fan_out.webhook)):
         assert "Test rule" in rules(fake.bodies(), kind)
-    assert "Test rule" in rules(fan_out.alertmanager.bodies(), "alertmanager")
+    assert "Test rule" in rules(fan_out.alertmanager.alerts(), "alertmanager")
     assert SOC_TOKEN not in json.dumps(results) and SLACK_PATH not in json.dumps(results)
 
 
