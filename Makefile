@@ -26,12 +26,15 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export PATH := $(TOOLS)/bin:$(PATH)
 
 # Debian packages the component tests drive for real (installed when running as root): the
-# tools, the libraries the real Falco of ../shared/workloads links against, and what boots
-# a real systemd in a container for the falco unit (debootstrap, systemd-nspawn).
+# tools, the libraries the real Falco of ../shared/workloads links against, what boots
+# a real systemd in a container for the falco unit (debootstrap, systemd-nspawn), what
+# gives the real Falcosidekick a network namespace of its own (unshare, ip), and the real
+# Alertmanager its Alertmanager output posts to.
 APT_PACKAGES := git logrotate openssh-server prometheus systemd \
 	libcurl4 zlib1g libelf1 libjsoncpp25 libre2-9 libtbb12 libssl3 \
-	debootstrap systemd-container
-APT_COMMANDS := git logrotate sshd promtool systemd-analyze debootstrap systemd-nspawn
+	debootstrap systemd-container util-linux iproute2 prometheus-alertmanager
+APT_COMMANDS := git logrotate sshd promtool systemd-analyze debootstrap systemd-nspawn \
+	unshare ip prometheus-alertmanager
 
 .PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo

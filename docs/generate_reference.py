@@ -3,7 +3,9 @@
 
 The pages under ``docs/reference/`` named ``<charm>-config.md``, ``<charm>-actions.md`` and
 ``<charm>-integrations.md`` are generated from each charm's ``charmcraft.yaml``, so the docs
-cannot drift from what the charm accepts. ``make docs`` rewrites them; ``make test`` fails
+cannot drift from what the charm accepts. ``falcosidekick-k8s-outputs.md`` is generated the
+same way from what the charm checks its ``outputs`` option against (``src/outputs.py`` and the
+Falcosidekick schema it ships). ``make docs`` rewrites them; ``make test`` fails
 when a committed page differs from what this script would write.
 
 Usage: ``generate_reference.py`` to write, ``generate_reference.py --check`` to verify.
@@ -11,8 +13,10 @@ Usage: ``generate_reference.py`` to write, ``generate_reference.py --check`` to 
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -116,6 +120,96 @@ def integrations_page(charm: str, meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sidekick_outputs() -> ModuleType:
+    """Load the sidekick charm's outputs module (plain Python: it needs no Ops)."""
+    path = ROOT / "charms" / "falcosidekick-k8s" / "src" / "outputs.py"
+    spec = importlib.util.spec_from_file_location("sidekick_outputs", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _example_value(outputs: ModuleType, section: str, key: str) -> Any:
+    """A value for an output's example: credentials from the secret, addresses as URLs."""
+    if key in outputs.CREDENTIAL_KEYS:
+        return {"secret": f"{section}-{key}"}
+    if outputs.is_url_key(section, key):
+        return f"https://{section}.example.com"
+    return "syslog.example.com" if key == "host" else f"<{key}>"
+
+
+def _keys(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for key, kind in sorted(schema.items()):
+        if isinstance(kind, dict):
+            found += _keys(kind, f"{prefix}{key}.")
+        else:
+            found.append((f"{prefix}{key}", kind))
+    return found
+
+
+def outputs_page() -> str:
+    """Return the reference of the sidekick's outputs: one example and the keys of each."""
+    outputs = _sidekick_outputs()
+    header = HEADER.replace("charmcraft.yaml", "charms/falcosidekick-k8s/src/outputs.py")
+    lines = [
+        header,
+        "# `falcosidekick-k8s` outputs\n",
+        "The sections the `outputs` option takes, as in Falcosidekick 2.34.1's configuration",
+        "(see [the how-to](../how-to/send-alerts-to-outputs.md)). Keys are matched without case.",
+        "Each output is on when the keys in *turned on by* are all set: a section without one",
+        "of them is refused. Keys in *credentials* take only `{secret: <key>}`, read from the",
+        "secret in `outputs-secret`; so do `customheaders` whose name says auth, token, key,",
+        "secret, pass or cookie, and any URL with a user. Every output also takes",
+        "`minimumpriority` where listed: one of "
+        + ", ".join(f"`{p}`" for p in outputs.PRIORITIES)
+        + ' (or `""`, every alert, the default).\n',
+        "Refused in every output: `mutualtls` (no client certificate) and `checkcert: false`",
+        "(add the CA to `outputs-ca-certs` instead). Types: `string` also takes a number;",
+        "`map` is a mapping of names to strings; `duration` is Go's (`1s`, `500ms`).\n",
+        "| output | turned on by | credentials |",
+        "|---|---|---|",
+    ]
+    for section, enabling in sorted(outputs.OFFERED.items()):
+        schema = outputs.SCHEMA[section]
+        credentials = sorted(k for k, _ in _keys(schema) if k in outputs.CREDENTIAL_KEYS)
+        lines.append(
+            f"| [`{section}`](#{section}) | {', '.join(f'`{k}`' for k in enabling)} "
+            f"| {', '.join(f'`{k}`' for k in credentials) or '-'} |"
+        )
+    lines.append("")
+    for section, enabling in sorted(outputs.OFFERED.items()):
+        example = {key: _example_value(outputs, section, key) for key in enabling}
+        if section == "syslog":
+            example.update(port="514", protocol="tcp")
+        example["minimumpriority"] = "warning"
+        keys = [k for k, _ in _keys(outputs.SCHEMA[section]) if k != "mutualtls"]
+        lines += [
+            f"## `{section}`\n",
+            "```yaml",
+            yaml.safe_dump({section: example}, sort_keys=False, default_flow_style=None).rstrip(),
+            "```\n",
+            "Keys: "
+            + ", ".join(
+                f"`{k}` ({kind})" for k, kind in _keys(outputs.SCHEMA[section]) if k in keys
+            )
+            + ".\n",
+        ]
+    lines += [
+        "## Not offered\n",
+        "The other sections and settings of Falcosidekick 2.34.1's configuration, and why the",
+        "option refuses them.\n",
+        "| section or setting | why |",
+        "|---|---|",
+    ]
+    for name, reason in sorted(outputs.NOT_OFFERED.items()):
+        lines.append(f"| `{name}` | {_cell(reason)} |")
+    return "\n".join(lines) + "\n"
+
+
 def pages() -> dict[Path, str]:
     """Return every generated page and its content."""
     out = {}
@@ -124,6 +218,7 @@ def pages() -> dict[Path, str]:
         out[REFERENCE / f"{charm}-config.md"] = config_page(charm, meta)
         out[REFERENCE / f"{charm}-actions.md"] = actions_page(charm, meta)
         out[REFERENCE / f"{charm}-integrations.md"] = integrations_page(charm, meta)
+    out[REFERENCE / "falcosidekick-k8s-outputs.md"] = outputs_page()
     return out
 
 

@@ -26,6 +26,8 @@ SIDEKICK_ENDPOINTS = {
     "ingress": ("requires", "ingress", 1, None),
     "send-loki-logs": ("requires", "loki_push_api", 1, None),
     "logging": ("requires", "loki_push_api", 1, None),
+    # Issue 18: alertmanager-k8s's `alerting` endpoint provides it.
+    "alertmanager": ("requires", "alertmanager_dispatch", 1, None),
     "metrics-endpoint": ("provides", "prometheus_scrape", None, None),
     "grafana-dashboard": ("provides", "grafana_dashboard", None, None),
     "sidekick-peers": ("peers", "falcosidekick_peers", None, None),

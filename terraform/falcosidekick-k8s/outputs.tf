@@ -10,6 +10,7 @@ output "requires" {
     ingress        = "ingress"
     send_loki_logs = "send-loki-logs"
     logging        = "logging"
+    alertmanager   = "alertmanager"
   }
 }
 

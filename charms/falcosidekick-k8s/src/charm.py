@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Juju charm for Falcosidekick: receives Falco alerts over TLS and forwards them to Loki."""
+"""Juju charm for Falcosidekick: receives Falco alerts over TLS, forwards them to Loki and more."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 import addresses
 import log_forwarding
 import ops
+import outputs
 import sidekick_client
+from alertmanager_dispatch import AlertmanagerConsumer
 from certificates import ServerCertificate, named_hosts
 from exposure import Exposure, Inputs, Served
 from grafana_dashboard import GrafanaDashboardProvider
@@ -44,6 +46,7 @@ _RELATION_EVENTS = {
     "metrics-endpoint": ("created",),
     "grafana-dashboard": ("created",),
     "logging": ("joined", "changed", "departed", "broken"),
+    "alertmanager": ("joined", "changed", "departed", "broken"),
     PEERS: ("changed", "departed"),
 }
 _STATUS = {"active": ops.ActiveStatus, "blocked": ops.BlockedStatus, "waiting": ops.WaitingStatus}
@@ -54,12 +57,14 @@ class FalcosidekickCharm(ops.CharmBase):
 
     _config_problem = ""
     _image_problem = ""
+    _outputs_problem = ""
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self.ingress = IngressRequirer(self)
         self.loki = LokiPushApiConsumer(self)
         self.logging = LokiPushApiConsumer(self, "logging")
+        self.alertmanager = AlertmanagerConsumer(self)
         self.metrics = MetricsEndpointProvider(self)
         self.dashboards = GrafanaDashboardProvider(self)
         self.shipped = ShippedArtifacts(self)
@@ -73,6 +78,8 @@ class FalcosidekickCharm(ops.CharmBase):
             on.config_changed,
             on.update_status,
             on.leader_elected,
+            # A new revision of outputs-secret: the charm reads the latest when rendering.
+            on.secret_changed,
             *(
                 getattr(on[name], f"relation_{kind}")
                 for name, kinds in _RELATION_EVENTS.items()
@@ -95,8 +102,10 @@ class FalcosidekickCharm(ops.CharmBase):
 
     def _on_test_alert_action(self, event: ops.ActionEvent) -> None:
         container = self.unit.get_container(CONTAINER)
-        if not self.loki.urls():
-            event.fail("no Loki to deliver to: integrate 'send-loki-logs' first")
+        config = self._config
+        configured = config is not None and bool(config.outputs)
+        if not (self.loki.urls() or self.alertmanager.urls() or configured):
+            event.fail("no output to deliver to: integrate 'send-loki-logs' or set 'outputs'")
             return
         local = Workload(container).serving_endpoints() if container.can_connect() else None
         if local is None:
@@ -104,21 +113,20 @@ class FalcosidekickCharm(ops.CharmBase):
             return
         timeout = float(event.params.get("timeout", 10))
         try:
-            delivery = sidekick_client.deliver_test_event(
-                local.alert_base, local.metrics_url, local.ca, timeout_s=timeout
+            # The outputs of the config it runs with: what the event can reach now.
+            report = sidekick_client.deliver_test_event(
+                local.alert_base, local.metrics_url, local.ca, local.destinations, timeout
             )
         except sidekick_client.DeliveryCheckError as exc:
             event.fail(str(exc))
             return
-        event.set_results(delivery.results())
-        if problem := delivery.problem(timeout):
+        event.set_results(report.results())
+        if problem := report.problem(timeout):
             event.fail(problem)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        if self._config is None:
-            event.add_status(ops.BlockedStatus(self._config_problem))
-        if self._image_problem:
-            event.add_status(ops.BlockedStatus(self._image_problem))
+        for problem in self._operator_problems():
+            event.add_status(ops.BlockedStatus(problem))
         exposure = self._exposure
         notes = exposure.notes() if exposure else []
         for note in notes:
@@ -138,6 +146,17 @@ class FalcosidekickCharm(ops.CharmBase):
             if note.level == "active":
                 event.add_status(ops.ActiveStatus(note.message))
         event.add_status(ops.ActiveStatus())
+
+    def _operator_problems(self) -> list[str]:
+        """Return what the operator must fix: an option, the outputs, the image."""
+        problems = []
+        if self._config is None:
+            problems.append(self._config_problem)
+        elif self._outputs is None:
+            problems.append(self._outputs_problem)
+        if self._image_problem:
+            problems.append(self._image_problem)
+        return problems
 
     def _workload_statuses(
         self, workload: Workload, exposure: Exposure | None
@@ -176,8 +195,8 @@ class FalcosidekickCharm(ops.CharmBase):
 
     def _reconcile(self) -> None:
         """Converge the workload and every relation on the current inputs."""
-        config, exposure = self._config, self._exposure
-        if config is None or exposure is None:
+        config, exposure, rendered_outputs = self._config, self._exposure, self._outputs
+        if config is None or exposure is None or rendered_outputs is None:
             return  # the running config stays; the status names the option to fix
         topology = juju_topology(self)
         # The Falco alert rules travel with the alerts; our own logs get none (the same
@@ -209,6 +228,8 @@ class FalcosidekickCharm(ops.CharmBase):
                 config.custom_fields,
                 self._pod_address,
                 client_ca=material.ca if material else None,
+                outputs=rendered_outputs,
+                outputs_ca=config.outputs_ca_certs,
             )
             if (log_urls := self.logging.unit_urls()) is not None:
                 workload.forward_logs(log_urls, log_forwarding.labels(topology))
@@ -266,6 +287,39 @@ class FalcosidekickCharm(ops.CharmBase):
             ingress_url=self.ingress.url(),
         )
         return Exposure.of(inputs)
+
+    @functools.cached_property
+    def _outputs(self) -> outputs.Spec | None:
+        """The output sections to render, secrets read; None when they cannot be.
+
+        The reason is in _outputs_problem (it names the option and key, never a value).
+        """
+        config = self._config
+        if config is None:
+            return None
+        try:
+            secret = self._outputs_secret(config.outputs_secret, config.outputs)
+            return outputs.resolve(config.outputs, secret, self.alertmanager.urls())
+        except outputs.OutputsError as exc:
+            self._outputs_problem = str(exc)
+            return None
+
+    def _outputs_secret(self, secret_id: str, spec: outputs.Spec) -> dict[str, str] | None:
+        """Return the content of outputs-secret, read only when ``spec`` refers to it.
+
+        Always its latest revision: secret-changed then re-renders, once. Raises
+        outputs.OutputsError when the secret cannot be read.
+        """
+        if not (secret_id and outputs.secret_keys(spec)):
+            return None
+        try:
+            return self.model.get_secret(id=secret_id).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise outputs.OutputsError(
+                "outputs-secret",
+                "cannot read the secret: grant it to this application "
+                f"(juju grant-secret <secret> {self.app.name})",
+            ) from None
 
     @functools.cached_property
     def _config(self) -> CharmConfig | None:

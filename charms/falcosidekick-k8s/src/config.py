@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import reprlib
-from typing import Literal
+from typing import Any, Literal
 
+import outputs
 import pydantic
 from sidekick import NO_TLS_PORT
 
@@ -129,6 +130,10 @@ class CharmConfig(pydantic.BaseModel):
     loki_tenant: str = ""
     external_hostname: str = ""
     ingress_backend_scheme: BackendScheme = "http"
+    # Checked sections, credentials still as outputs.SecretRef (see outputs.parse).
+    outputs: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
+    outputs_secret: str = ""
+    outputs_ca_certs: str = ""
 
     @pydantic.field_validator("port")
     @classmethod
@@ -169,3 +174,26 @@ class CharmConfig(pydantic.BaseModel):
                 f"{_shown(host)} is neither an IP address nor a DNS name (no scheme, port or path)"
             )
         return host
+
+    @pydantic.field_validator("outputs", mode="before")
+    @classmethod
+    def _parse_outputs(cls, value: object) -> object:
+        return outputs.parse(value) if isinstance(value, str) else value
+
+    @pydantic.field_validator("outputs_secret", mode="before")
+    @classmethod
+    def _secret_id(cls, value: object) -> object:
+        # ops passes a `secret` option as an ops.Secret not read yet: the charm reads it
+        # only when the outputs refer to it (see FalcosidekickCharm._outputs_secret).
+        secret_id = getattr(value, "id", None)
+        return secret_id if isinstance(secret_id, str) else value
+
+    @pydantic.field_validator("outputs_ca_certs")
+    @classmethod
+    def _ca_certs_are_pem(cls, pem: str) -> str:
+        if not pem.strip():
+            return ""
+        from falcosidekick_http_endpoint import check_pem_certificates
+
+        # Its messages never quote the text (a mistaken paste could be a private key).
+        return check_pem_certificates(pem)

@@ -17,6 +17,7 @@ from typing import Any
 
 import log_forwarding
 import ops
+import outputs
 import yaml
 from charmlibs import pathops
 
@@ -56,6 +57,8 @@ TLS_DIR = f"{CONFIG_DIR}/tls"
 CERT_FILE = f"{TLS_DIR}/server.crt"
 KEY_FILE = f"{TLS_DIR}/server.key"
 CA_FILE = f"{TLS_DIR}/ca.crt"
+# What outputs trust besides the system pool when extra CAs are configured for them.
+OUTPUTS_CA_FILE = f"{TLS_DIR}/outputs-ca.crt"
 
 LOOPBACK = "127.0.0.1"
 NO_TLS_PORT = 2810
@@ -104,6 +107,10 @@ class Settings:
     # The CA of our certificates provider when its certificate is not served (an ingress
     # with a plain backend): outputs still trust it (see render_config).
     client_ca: str | None = None
+    # Output sections as Falcosidekick's config has them (outputs.resolve): credentials in.
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # CA certificates (PEM) the outputs' servers may be signed by (outputs-ca-certs).
+    outputs_ca: str = ""
 
     @property
     def trusted_ca(self) -> str | None:
@@ -112,6 +119,19 @@ class Settings:
             return self.tls.ca
         https_loki = self.loki is not None and self.loki.url.startswith("https://")
         return self.client_ca if https_loki else None
+
+    @property
+    def outputs_trust(self) -> str | None:
+        """The CA bundle outputs trust besides the system pool; None without outputs_ca.
+
+        Falcosidekick takes a single file for every output (tlsclient.cacertfile): the extra
+        CAs, after the CA an https Loki is trusted with (see render_config).
+        """
+        if not self.outputs_ca:
+            return None
+        https_loki = self.loki is not None and self.loki.url.startswith("https://")
+        ours = self.trusted_ca if https_loki and self.trusted_ca else ""
+        return ours + self.outputs_ca
 
     @property
     def metrics_port(self) -> int | None:
@@ -134,6 +154,8 @@ class LocalEndpoints:
     alert_base: str
     metrics_url: str
     ca: str | None = None
+    # The outputs it delivers to, by the destination label of its delivery counters.
+    destinations: tuple[str, ...] = ()
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -178,6 +200,10 @@ def render_config(settings: Settings) -> dict[str, Any]:
             # Appended to the system pool: a Loki signed by the same CA as our own certificate
             # (one certificates provider for the model) is trusted, public CAs still are.
             config["tlsclient"] = {"cacertfile": CA_FILE}
+    # Checked by outputs.parse: no section or key here is one the charm sets above.
+    config.update({section: dict(keys) for section, keys in settings.outputs.items()})
+    if settings.outputs_trust:
+        config["tlsclient"] = {"cacertfile": OUTPUTS_CA_FILE}
     return config
 
 
@@ -189,6 +215,8 @@ def render_files(settings: Settings) -> dict[str, tuple[str, int]]:
         files[KEY_FILE] = (settings.tls.key, 0o600)
     if settings.trusted_ca:
         files[CA_FILE] = (settings.trusted_ca, 0o644)
+    if settings.outputs_trust:
+        files[OUTPUTS_CA_FILE] = (settings.outputs_trust, 0o644)
     return files
 
 
@@ -279,14 +307,17 @@ class Workload:
             return None
         config = yaml.safe_load(text)
         port = config["listenport"]
+        destinations = tuple(outputs.destinations(config))
         if not config["tlsserver"]["deploy"]:
             metrics_url = f"http://{LOOPBACK}:{port}/metrics"
-            return LocalEndpoints(f"http://{LOOPBACK}:{port}", metrics_url)
+            return LocalEndpoints(
+                f"http://{LOOPBACK}:{port}", metrics_url, destinations=destinations
+            )
         tls = self.deployed_tls()
         if tls is None:
             return None
         metrics_url = f"http://{LOOPBACK}:{config['tlsserver']['notlsport']}/metrics"
-        return LocalEndpoints(f"https://{LOOPBACK}:{port}", metrics_url, tls.ca)
+        return LocalEndpoints(f"https://{LOOPBACK}:{port}", metrics_url, tls.ca, destinations)
 
     def find_binary(self) -> str | None:
         """Return where the image keeps the falcosidekick binary; None if it has none."""
@@ -322,7 +353,7 @@ class Workload:
         except LookupError as exc:  # pathops: the owner's name is unknown in the container
             raise MissingUserError(MISSING_USER) from exc
         # A key that is no longer served should not stay around.
-        for path in (CERT_FILE, KEY_FILE, CA_FILE):
+        for path in (CERT_FILE, KEY_FILE, CA_FILE, OUTPUTS_CA_FILE):
             stale = self._path(path)
             if path not in files and stale.exists():
                 stale.unlink()

@@ -1,9 +1,14 @@
-"""Prove the path to Loki: post a test event through the running sidekick and watch its counters.
+"""Prove the paths to the outputs: post a test event through the running sidekick, read counters.
 
 Falcosidekick answers a posted event before any output has run, so the HTTP reply says
-nothing about Loki. Its ``falcosecurity_falcosidekick_outputs_total`` counter does: one sample
-per delivery attempt, labelled with the output and ``ok`` or ``error``. Reading it before and
-after a ``POST /test`` tells whether Loki took the event.
+nothing about the outputs. Its ``falcosecurity_falcosidekick_outputs_total`` counter does:
+one sample per delivery attempt, labelled with the output (``destination``) and ``ok`` or
+``error``. Reading it before and after a ``POST /test`` tells what each output did with the
+event. A destination's series do not exist before its first delivery (and then appear at
+1), so a missing series counts as 0.
+
+Falcosidekick sends its test event (priority Debug) to every enabled output whatever the
+output's minimum priority, so every destination is expected to report.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 OUTPUTS_METRIC = "falcosecurity_falcosidekick_outputs_total"
 _SAMPLE = re.compile(rf"^{OUTPUTS_METRIC}\{{(?P<labels>[^}}]*)\}}\s+(?P<value>\S+)")
@@ -36,8 +42,9 @@ class OutputCounts:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What the sidekick's counters say happened to the test event."""
+    """What the sidekick's counters say one output did with the test event."""
 
+    destination: str
     before: OutputCounts
     after: OutputCounts
 
@@ -51,34 +58,79 @@ class Delivery:
         """The output recorded at least one more failed delivery."""
         return self.after.error > self.before.error
 
+    @property
+    def outcome(self) -> str:
+        """One word or three for the action's result."""
+        if self.failed:
+            return "failed"
+        return "accepted" if self.accepted else "no delivery recorded"
+
     def results(self) -> dict[str, str]:
-        """Return the counters before and after, as action results."""
+        """Return the counters before and after, and the outcome, as action results."""
         return {
-            "loki-ok": f"{self.before.ok:g} -> {self.after.ok:g}",
-            "loki-error": f"{self.before.error:g} -> {self.after.error:g}",
-            **({"result": "Loki accepted the test alert"} if self.accepted else {}),
+            "ok": f"{self.before.ok:g} -> {self.after.ok:g}",
+            "error": f"{self.before.error:g} -> {self.after.error:g}",
+            "outcome": self.outcome,
         }
 
     def problem(self, timeout_s: float) -> str | None:
-        """Return why the test alert did not reach Loki, or None if it did."""
+        """Return why the test alert did not reach the output, or None if it did."""
         if self.failed:
-            return "Loki did not accept the test alert: see falcosidekick's logs"
+            return f"{self.destination} did not accept the test alert: see falcosidekick's logs"
         if not self.accepted:
-            return f"falcosidekick recorded no delivery to Loki within {timeout_s:g} s"
+            return (
+                f"falcosidekick recorded no delivery to {self.destination} within {timeout_s:g} s"
+            )
         return None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """What every output did with the test event."""
+
+    deliveries: tuple[Delivery, ...]
+
+    def of(self, destination: str) -> Delivery:
+        """Return the delivery of ``destination``."""
+        return next(d for d in self.deliveries if d.destination == destination)
+
+    @property
+    def settled(self) -> bool:
+        """Every output has recorded an outcome."""
+        return all(d.accepted or d.failed for d in self.deliveries)
+
+    def results(self) -> dict[str, Any]:
+        """Return every output's counters and outcome, and a summary when all accepted."""
+        results: dict[str, Any] = {d.destination: d.results() for d in self.deliveries}
+        if all(d.accepted and not d.failed for d in self.deliveries):
+            names = ", ".join(d.destination for d in self.deliveries)
+            results["result"] = f"every output accepted the test alert ({names})"
+        return results
+
+    def problem(self, timeout_s: float) -> str | None:
+        """Return why the test alert did not reach every output, or None if it did."""
+        problems = [p for d in self.deliveries if (p := d.problem(timeout_s))]
+        return "; ".join(problems) or None
 
 
 def output_counts(metrics_text: str, destination: str) -> OutputCounts:
     """Return the delivery counters of ``destination`` from a Prometheus text exposition."""
-    values = {"ok": 0.0, "error": 0.0}
+    return all_output_counts(metrics_text).get(destination, OutputCounts())
+
+
+def all_output_counts(metrics_text: str) -> dict[str, OutputCounts]:
+    """Return the delivery counters of every destination in a Prometheus text exposition."""
+    values: dict[str, dict[str, float]] = {}
     for line in metrics_text.splitlines():
         sample = _SAMPLE.match(line)
         if not sample:
             continue
         labels = dict(_LABEL.findall(sample["labels"]))
-        if labels.get("destination") == destination and labels.get("status") in values:
-            values[labels["status"]] += float(sample["value"])
-    return OutputCounts(ok=values["ok"], error=values["error"])
+        destination, status = labels.get("destination"), labels.get("status")
+        if destination and status in ("ok", "error"):
+            counts = values.setdefault(destination, {"ok": 0.0, "error": 0.0})
+            counts[status] += float(sample["value"])
+    return {name: OutputCounts(**counts) for name, counts in values.items()}
 
 
 def _open(request: urllib.request.Request | str, context: ssl.SSLContext | None) -> bytes:
@@ -109,23 +161,34 @@ def deliver_test_event(
     alert_base: str,
     metrics_url: str,
     ca_pem: str | None = None,
-    destination: str = "loki",
+    destinations: Sequence[str] = ("loki",),
     timeout_s: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
-) -> Delivery:
-    """Post a test event to ``alert_base``/test, wait for ``destination`` to record it.
+) -> DeliveryReport:
+    """Post a test event to ``alert_base``/test, wait for each of ``destinations`` to record it.
 
-    ``ca_pem`` is the CA to verify the sidekick with when it serves TLS.
+    ``ca_pem`` is the CA to verify the sidekick with when it serves TLS. Returns once every
+    destination recorded an outcome, or after ``timeout_s``.
     Raises DeliveryCheckError when the sidekick cannot be reached.
     """
     context = tls_context(ca_pem) if ca_pem else None
-    before = output_counts(_open(metrics_url, None).decode(), destination)
+    before = all_output_counts(_open(metrics_url, None).decode())
     # alert_base is built by the charm from its own config: always http(s) to loopback.
     request = urllib.request.Request(f"{alert_base}/test", data=b"", method="POST")  # noqa: S310
     _open(request, context)
     deadline = time.monotonic() + timeout_s
     while True:
-        delivery = Delivery(before, output_counts(_open(metrics_url, None).decode(), destination))
-        if delivery.accepted or delivery.failed or time.monotonic() >= deadline:
-            return delivery
+        after = all_output_counts(_open(metrics_url, None).decode())
+        report = DeliveryReport(
+            tuple(
+                Delivery(
+                    name,
+                    before.get(name, OutputCounts()),
+                    after.get(name, OutputCounts()),
+                )
+                for name in destinations
+            )
+        )
+        if report.settled or time.monotonic() >= deadline:
+            return report
         sleep(0.2)

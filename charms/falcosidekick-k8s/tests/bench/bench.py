@@ -217,6 +217,62 @@ def falco_fleet(seq: Sequence, ca: Issued) -> list[EventStats]:
     return seq.events
 
 
+def with_outputs(root: Path) -> list[EventStats]:
+    """Fan out to Slack (URL from a secret) and an Alertmanager related over alertmanager.
+
+    Setting the outputs, a new secret revision and a new Alertmanager each restart once; the
+    same secret revision again, the same Alertmanager data again and idle hooks do nothing.
+    """
+    secret = testing.Secret(tracked_content={"slack-webhook": "https://hooks.example/T/B/one"})
+    relations = {
+        testing.Relation("http-endpoint", remote_app_name="falco"),
+        PEERS,
+        states.ingress_relation(INGRESS_URL),
+        states.loki_relation(LOKI_URL),
+    }
+    state = states.state(root, leader=True, relations=relations, secrets={secret})
+    seq = Sequence(CTX, state, root)
+    seq.quiet(same(CTX.on.pebble_ready(states.container(root))))
+    config = {
+        "outputs": "slack: {webhookurl: {secret: slack-webhook}, minimumpriority: critical}\n"
+        "alertmanager: {minimumpriority: error}\n",
+        "outputs-secret": secret.id,
+    }
+    alertmanager = testing.Relation(
+        "alertmanager",
+        remote_app_name="alertmanager",
+        remote_units_data={0: {"url": "http://alertmanager-0.alertmanager-endpoints:9093"}},
+    )
+
+    def set_outputs(state: testing.State) -> tuple[Any, testing.State]:
+        with_relation = dataclasses.replace(state, relations={*state.relations, alertmanager})
+        return CTX.on.config_changed(), dataclasses.replace(with_relation, config=config)
+
+    seq.run("config-changed", set_outputs, expect={"restarts": 1, "container_writes": 1})
+    seq.run("update-status", same(CTX.on.update_status()), times=10, noop=True)
+
+    def secret_changed(content: dict[str, str] | None) -> Step:
+        def step(state: testing.State) -> tuple[Any, testing.State]:
+            (current,) = state.secrets
+            new = dataclasses.replace(current, latest_content=content) if content else current
+            return CTX.on.secret_changed(new), dataclasses.replace(state, secrets={new})
+
+        return step
+
+    seq.run("secret-changed", secret_changed(None), times=3, noop=True)
+    rotated = {"slack-webhook": "https://hooks.example/T/B/two"}
+    seq.run("secret-rotated", secret_changed(rotated), expect={"restarts": 1})
+
+    def alertmanager_changed(state: testing.State) -> tuple[Any, testing.State]:
+        return CTX.on.relation_changed(
+            states.relation(state, "alertmanager"), remote_unit=0
+        ), state
+
+    seq.run("alertmanager-changed", alertmanager_changed, times=3, noop=True)
+    seq.run("config-changed", same(CTX.on.config_changed()), times=3, noop=True)
+    return seq.events
+
+
 def main(output: Path) -> None:
     """Run every sequence, write the results where bench/report.py reads them."""
     ca = make_ca("Bench CA")
@@ -270,6 +326,7 @@ def main(output: Path) -> None:
             fleet_root, leader=True, relations={falco, states.certificates_relation(), PEERS}
         )
         sequences["falco-fleet"] = falco_fleet(Sequence(CTX, fleet, fleet_root), ca)
+        sequences["outputs"] = with_outputs(root())
 
     write_results(output, "falcosidekick-k8s", sequences, import_times(["src", "lib"]))
 

@@ -109,6 +109,19 @@ def grafana(expr: str) -> str:
     return expr
 
 
+def outputs_failing(eval_minute: int, destinations: list[str]) -> dict[str, Any]:
+    """Return a promtool check that the output-errors alert fires for ``destinations`` only."""
+    return {
+        "expr": f'count by (destination) (ALERTS{{alertname="{OUTPUT_ERRORS}", '
+        'alertstate="firing"})',
+        "eval_time": f"{eval_minute}m",
+        "exp_samples": [
+            {"labels": f'{{destination="{destination}"}}', "value": 1}
+            for destination in destinations
+        ],
+    }
+
+
 def alert_state(alert: str, eval_minute: int, state: str | None) -> dict[str, Any]:
     """Return a promtool check that ``alert`` is ``state`` (None: neither pending nor firing)."""
     return {
@@ -140,8 +153,9 @@ def promtool_test(
 
 REJECTED = {"source": "requests", "status": "rejected"}
 LOKI_ERROR = {"destination": "loki", "status": "error"}
+SLACK_ERROR = {"destination": "slack", "status": "error"}
 REJECTIONS = "FalcosidekickRejectedInputs"
-LOKI_ERRORS = "FalcosidekickLokiOutputErrors"
+OUTPUT_ERRORS = "FalcosidekickOutputErrors"
 # Prometheus has scraped the unit for 10 minutes before anything happens in these cases: the
 # rules count a new series only when the unit was scraped a window (10m, 5m) before.
 ALERT_CASES = [
@@ -174,26 +188,50 @@ ALERT_CASES = [
         id="rejections from before Prometheus scraped the unit do not fire",
     ),
     pytest.param(
-        [counter(OUTPUTS, minutely(30, [12, 16, 20, 24, 28]), **LOKI_ERROR), scraped(30)],
-        [
-            alert_state(LOKI_ERRORS, 11, None),
-            alert_state(LOKI_ERRORS, 12, "pending"),
-            alert_state(LOKI_ERRORS, 17, "firing"),
-        ],
-        id="sparse Loki failures page 5 minutes after the first one",
-    ),
-    pytest.param(
         [counter(OUTPUTS, minutely(30, [12]), **LOKI_ERROR), scraped(30)],
         [
-            *(alert_state(LOKI_ERRORS, minute, "pending") for minute in (12, 14, 16)),
-            alert_state(LOKI_ERRORS, 17, None),
+            alert_state(OUTPUT_ERRORS, 11, None),
+            *(alert_state(OUTPUT_ERRORS, minute, "firing") for minute in (12, 14, 16)),
+            alert_state(OUTPUT_ERRORS, 17, None),
         ],
-        id="a single Loki failure is pending for 5 minutes and does not page",
+        id="the first failure of an output fires at once, for 5 minutes",
+    ),
+    pytest.param(
+        [counter(OUTPUTS, minutely(30, [12, 16, 20]), **LOKI_ERROR), scraped(30)],
+        [
+            alert_state(OUTPUT_ERRORS, 12, "firing"),
+            alert_state(OUTPUT_ERRORS, 24, "firing"),
+            alert_state(OUTPUT_ERRORS, 25, None),
+        ],
+        id="failures keep it firing until 5 minutes after the last one",
+    ),
+    pytest.param(
+        [
+            counter(OUTPUTS, minutely(30, [12]), **LOKI_ERROR),
+            counter(OUTPUTS, minutely(30, [14, 15], already=3), **SLACK_ERROR),
+            counter(OUTPUTS, minutely(30, [13]), destination="webhook", status="ok"),
+            scraped(30),
+        ],
+        [
+            outputs_failing(12, ["loki"]),
+            outputs_failing(14, ["loki", "slack"]),
+            outputs_failing(18, ["slack"]),
+            outputs_failing(20, []),
+        ],
+        id="each output that fails fires its own alert; deliveries fire none",
+    ),
+    pytest.param(
+        [
+            counter(OUTPUTS, " ".join(["5"] * 16 + ["_"] * 4 + ["1"] * 6), **SLACK_ERROR),
+            scraped(25),
+        ],
+        [alert_state(OUTPUT_ERRORS, 19, None), alert_state(OUTPUT_ERRORS, 20, "firing")],
+        id="the first failure after a restart fires",
     ),
     pytest.param(
         [counter(OUTPUTS, minutely(20, [], already=7), **LOKI_ERROR), scraped(20)],
-        [alert_state(LOKI_ERRORS, minute, None) for minute in (0, 3, 5, 10)],
-        id="Loki failures from before Prometheus scraped the unit do not page",
+        [alert_state(OUTPUT_ERRORS, minute, None) for minute in (0, 3, 5, 10)],
+        id="failures from before Prometheus scraped the unit do not fire",
     ),
 ]
 
@@ -258,7 +296,9 @@ PANEL_CASES = [
                 12,
                 {'{destination="loki", status="error"}': PER_MINUTE},
             ),
-            panel_shows("Output errors in range", 40, {'{destination="loki"}': 1}),
+            panel_shows(
+                "Deliveries in range by output", 40, {'{destination="loki", status="error"}': 1}
+            ),
         ],
         id="the first Loki failure shows, per second and in range",
     ),

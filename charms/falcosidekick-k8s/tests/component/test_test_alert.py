@@ -64,8 +64,8 @@ def running_behind_ingress(ctx: Ctx, root: Path, port: int) -> testing.State:
     return ctx.run(ctx.on.pebble_ready(states.container(root)), state)
 
 
-def test_action_needs_loki_and_a_running_sidekick(ctx: Ctx, root: Path) -> None:
-    """arrange: no Loki; Loki but nothing deployed. act: test-alert. assert: clear failures."""
+def test_action_needs_an_output_and_a_running_sidekick(ctx: Ctx, root: Path) -> None:
+    """arrange: no output; Loki but nothing deployed. act: test-alert. assert: clear failures."""
     no_loki = states.state(root)
     not_running = states.state(root, relations={states.loki_relation(LOKI_URL)})
 
@@ -74,7 +74,9 @@ def test_action_needs_loki_and_a_running_sidekick(ctx: Ctx, root: Path) -> None:
     with pytest.raises(testing.ActionFailed) as without_sidekick:
         ctx.run(ctx.on.action("test-alert"), not_running)
 
-    assert without_loki.value.message == "no Loki to deliver to: integrate 'send-loki-logs' first"
+    assert without_loki.value.message == (
+        "no output to deliver to: integrate 'send-loki-logs' or set 'outputs'"
+    )
     assert without_sidekick.value.message == "falcosidekick is not running"
 
 

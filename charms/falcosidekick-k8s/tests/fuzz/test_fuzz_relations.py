@@ -24,7 +24,9 @@ from charm import FalcosidekickCharm
 from garbage import (
     ANY_BAG,
     ANY_URL_OBJECTS,
+    GOOD_URLS,
     INVALID_URL_OBJECTS,
+    INVALID_URLS,
     JSON_VALUES,
     NOT_JSON,
     huge_text,
@@ -230,6 +232,78 @@ def test_any_loki_unit_data_is_survived(
     relation = dataclasses.replace(plain_world.relation(endpoint), remote_units_data=units)
 
     outcome = changed(plain_world, relation)
+
+    outcome.assert_sane()
+    outcome.assert_restarts_only_for_new_files()
+    assert outcome.out.get_container("falcosidekick").service_statuses
+
+
+# alertmanager: each provider unit's raw url (v1) or scheme + public_address (v0) -------------
+
+# Alertmanager unit bags that give no usable URL: wrong by construction.
+ALERTMANAGER_GARBAGE = st.one_of(
+    st.fixed_dictionaries({"url": INVALID_URLS}),
+    st.fixed_dictionaries(
+        {
+            # "http://" + it is no URL either: a space, or a host too long.
+            "public_address": st.one_of(
+                st.text().map(lambda text: f"am {text}"), huge_text().map(lambda t: "a" + t)
+            ),
+            "scheme": st.sampled_from(["http", ""]),
+        }
+    ),
+    ANY_BAG.filter(lambda bag: not ({"url", "public_address"} & set(bag))),
+)
+
+
+def alertmanager(units: dict[int, dict[str, str]]) -> testing.Relation:
+    return testing.Relation(
+        "alertmanager", remote_app_name="alertmanager", remote_units_data=units or {0: {}}
+    )
+
+
+@given(units=st.dictionaries(UNIT_IDS, ALERTMANAGER_GARBAGE, min_size=1, max_size=3))
+def test_alertmanager_units_without_a_usable_url_change_nothing(
+    plain_world: World, units: dict[int, dict[str, str]]
+) -> None:
+    """arrange: in service. act: an Alertmanager whose units give no usable URL. assert.
+
+    No Alertmanager output is made from garbage: nothing is written or restarted.
+    """
+    relation = alertmanager(units)
+    # What Juju puts in our unit bag of any relation is there before the data comes.
+    joined = dataclasses.replace(relation, remote_units_data={})
+    before = dataclasses.replace(
+        plain_world.state, relations={*plain_world.state.relations, joined}
+    )
+
+    outcome = changed(plain_world, relation)
+
+    outcome.assert_sane()
+    outcome.assert_untouched(before)
+
+
+@given(
+    units=st.dictionaries(
+        UNIT_IDS,
+        st.one_of(
+            ALERTMANAGER_GARBAGE,
+            st.fixed_dictionaries({"url": GOOD_URLS}),
+            st.fixed_dictionaries(
+                {
+                    "public_address": GOOD_URLS.map(lambda url: url.split("://", 1)[1]),
+                    "scheme": st.sampled_from(["http", "https"]),
+                }
+            ),
+        ),
+        max_size=3,
+    )
+)
+def test_any_alertmanager_unit_data_is_survived(
+    plain_world: World, units: dict[int, dict[str, str]]
+) -> None:
+    """arrange: in service. act: Alertmanager units publish anything. assert: sane, 1 restart."""
+    outcome = changed(plain_world, alertmanager(units))
 
     outcome.assert_sane()
     outcome.assert_restarts_only_for_new_files()

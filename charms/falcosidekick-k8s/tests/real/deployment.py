@@ -88,12 +88,13 @@ def deploy(
     directory: Path,
     https_loki: bool | None = None,
     config: dict[str, Any] | None = None,
+    extra: tuple[set[testing.RelationBase], frozenset[testing.Secret]] = (set(), frozenset()),
 ) -> Deployed:
     """Bring a unit on a new real Pebble into ``mode``, pushing to a fake Loki.
 
     With ``certificates`` related the fake Loki serves HTTPS (unless ``https_loki`` is
     False) signed by the same CA, which the charm adds to Falcosidekick's trust pool: the
-    real client verifies it.
+    real client verifies it. ``extra`` holds more relations and the secrets of the model.
     """
     certificates = "certificates" in mode or mode == "traefik-https"
     https_loki = certificates if https_loki is None else https_loki
@@ -108,8 +109,9 @@ def deploy(
     }
     if certificates:
         relations.add(states.certificates_relation())
+    relations |= extra[0]
     options = {"minimum-priority": "warning", **mode_config(mode), **(config or {})}
-    unit = RealUnit.start(pebble, options, relations)
+    unit = RealUnit.start(pebble, options, relations, extra[1])
     deployed = Deployed(mode, unit, pebble, loki, ca)
     if mode in ("gateway", "traefik-https", "gateway+certificates"):
         kind = "traefik" if mode == "traefik-https" else "gateway"

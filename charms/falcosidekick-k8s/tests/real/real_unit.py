@@ -117,7 +117,11 @@ class RealUnit:
 
     @classmethod
     def start(
-        cls, pebble: RealPebble, config: dict[str, Any], relations: set[testing.RelationBase]
+        cls,
+        pebble: RealPebble,
+        config: dict[str, Any],
+        relations: set[testing.RelationBase],
+        secrets: frozenset[testing.Secret] = frozenset(),
     ) -> RealUnit:
         """Return a unit configured with ``config`` (its port is a free one) after pebble-ready."""
         port = free_port()
@@ -128,6 +132,7 @@ class RealUnit:
             containers={container()},
             relations=relations,
             networks=pod_networks(),
+            secrets=secrets,
         )
         unit = cls(pebble, port, free_port(), state)
         unit.run(unit.ctx.on.pebble_ready(container()))

@@ -50,7 +50,7 @@ def test_delivery_is_read_from_the_real_counters(
     try:
         # Silence is waited for 1 s; an answer is recorded within the bound whatever it is.
         timeout = 1.0 if loki_answer == "silence" else 30.0
-        delivery = deliver_test_event(base, f"{base}/metrics", timeout_s=timeout)
+        delivery = deliver_test_event(base, f"{base}/metrics", timeout_s=timeout).of("loki")
     finally:
         if loki.hold is not None:
             loki.hold.set()
@@ -68,8 +68,8 @@ def test_tls_sidekick_is_verified_against_its_ca(deployments: Callable[[str], De
     alert_base = f"https://127.0.0.1:{deployed.unit.port}"
     metrics_url = f"http://127.0.0.1:{deployed.unit.no_tls_port}/metrics"
 
-    delivery = deliver_test_event(alert_base, metrics_url, deployed.ca.cert_pem, timeout_s=30)
+    report = deliver_test_event(alert_base, metrics_url, deployed.ca.cert_pem, timeout_s=30)
     with pytest.raises(DeliveryCheckError, match=r"cannot reach falcosidekick at https://127"):
         deliver_test_event(alert_base, metrics_url, make_ca("Other").cert_pem)
 
-    assert delivery.accepted
+    assert report.of("loki").accepted

@@ -198,9 +198,12 @@ def test_test_alert_action_reports_that_loki_accepted_the_event(deployed: Deploy
     unit.run(unit.ctx.on.action("test-alert", params={"timeout": 30}))
 
     assert unit.ctx.action_results == {
-        "result": "Loki accepted the test alert",
-        "loki-ok": f"{before.ok:g} -> {before.ok + 1:g}",
-        "loki-error": f"{before.error:g} -> {before.error:g}",
+        "result": "every output accepted the test alert (loki)",
+        "loki": {
+            "ok": f"{before.ok:g} -> {before.ok + 1:g}",
+            "error": f"{before.error:g} -> {before.error:g}",
+            "outcome": "accepted",
+        },
     }
     test_events = deployed.loki.lines_of_rule("Test rule")
     assert test_events
@@ -210,8 +213,8 @@ def test_test_alert_action_reports_that_loki_accepted_the_event(deployed: Deploy
 @pytest.mark.parametrize(
     ("loki_answer", "message"),
     [
-        (500, "Loki did not accept the test alert: see falcosidekick's logs"),
-        ("silence", "falcosidekick recorded no delivery to Loki within 1 s"),
+        (500, "loki did not accept the test alert: see falcosidekick's logs"),
+        ("silence", "falcosidekick recorded no delivery to loki within 1 s"),
     ],
 )
 def test_test_alert_action_fails_when_loki_does_not_take_the_event(

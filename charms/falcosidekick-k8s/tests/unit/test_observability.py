@@ -119,7 +119,7 @@ def test_scrape_job_targets_where_metrics_answer(
     assert {rule["alert"] for group in rules["groups"] for rule in group["rules"]} == {
         "FalcosidekickTargetDown",
         "FalcosidekickTargetAbsent",
-        "FalcosidekickLokiOutputErrors",
+        "FalcosidekickOutputErrors",
         "FalcosidekickRejectedInputs",
     }
     # Unit keys are raw strings, not JSON.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from outputs_examples import example_key_paths
 from sidekick import (
     CA_FILE,
     CERT_FILE,
@@ -23,30 +22,8 @@ from sidekick import (
     render_layer,
 )
 
-EXAMPLE = Path(__file__).parent / "reference" / "falcosidekick-2.34.1-config_example.yaml"
 TLS = TlsMaterial(chain="CHAIN\n", key="KEY\n", ca="CA\n")
 LOKI = LokiOutput("https://loki.example:3100/loki/api/v1/push", "tenant-a", "warning")
-_KEY_LINE = re.compile(r"^(?P<indent> *)#? ?(?P<key>[A-Za-z][A-Za-z0-9_]*):")
-
-
-def example_key_paths() -> set[tuple[str, ...]]:
-    """Return every key path in the upstream example, commented-out keys included.
-
-    The example documents most keys as comments ("# hostport: ..."); the indentation in
-    front of the "#" says where they belong. Viper matches keys case-insensitively.
-    """
-    paths: set[tuple[str, ...]] = set()
-    stack: list[tuple[int, str]] = []
-    for line in EXAMPLE.read_text().splitlines():
-        match = _KEY_LINE.match(line)
-        if not match:
-            continue
-        indent = len(match["indent"])
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        stack.append((indent, match["key"].lower()))
-        paths.add(tuple(key for _, key in stack))
-    return paths
 
 
 def key_paths(data: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
