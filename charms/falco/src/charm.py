@@ -25,6 +25,7 @@ import ops
 import payload
 import repo_secrets
 import service
+import systemd_facts
 from cos_agent import CosAgentProvider
 from falcosidekick_http_endpoint import HttpEndpointRequirer
 from layout import Layout
@@ -132,7 +133,8 @@ class FalcoCharm(ops.CharmBase):
         rules = custom_rules.plan(layout, config.custom_rules, synced)
         destination = alert_destination.choose(self.http_endpoint.read(), layout)
         inputs = service.Inputs(config, current, engine_kind, self._topology, destination)
-        outcome, report = service.apply(layout, inputs, rules)
+        runtime = service.Runtime(self._unit_probe, self.clock(), operator_action or sync_now)
+        outcome, report = service.apply(layout, inputs, rules, runtime)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
             return None
@@ -141,6 +143,11 @@ class FalcoCharm(ops.CharmBase):
         for stale in payload.prune(layout, keep=current):
             logger.info("removed the replaced payload %s", stale)
         return report
+
+    @functools.cached_property
+    def _unit_probe(self) -> systemd_facts.UnitProbe:
+        """The Falco service's state in systemd, read at most once per hook unless acted on."""
+        return systemd_facts.UnitProbe()
 
     @functools.cached_property
     def _topology(self) -> falco_config.Topology:
@@ -180,7 +187,9 @@ class FalcoCharm(ops.CharmBase):
         config = self._config
         if config is None:
             return [ops.BlockedStatus(status_line(self._config_problem))]
-        found = health.findings(self._layout, config.driver, self.http_endpoint.read())
+        found = health.findings(
+            self._layout, config.driver, self.http_endpoint.read(), self._unit_probe.facts()
+        )
         return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 
 

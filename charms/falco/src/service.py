@@ -4,6 +4,12 @@ Render, compare with what is on disk, act only on a difference: nothing at all w
 changed; a hot reload when only what Falco reloads by itself changed; one restart when the
 unit, the binary, the engine or the outputs changed.
 
+What systemd reports is a difference too: a Falco that should run but is stopped or failed
+(a start that failed, a hook killed between stop and start, systemd's start limit reached)
+is started again, with the back-off of ``start_backoff``. A Falco that exited and that
+systemd is about to restart by itself is left to systemd. The unit's state is read once per
+hook (``systemd_facts.UnitProbe``) and again only after the charm started or stopped it.
+
 A hot reload is Falco's own: with ``watch_config_files`` it notices the atomic replacement of
 falco.yaml, validates the new file and restarts inside the same process (keeping the old
 config if validation fails). Sending SIGHUP as well would reload twice, so the charm never
@@ -32,12 +38,14 @@ import custom_rules
 import falco_cli
 import falco_config
 import records
+import start_backoff
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
 from custom_rules import RuleSet, RulesFile
 from layout import SERVICE_NAME, Layout
 from payload import Payload
+from systemd_facts import UnitFacts, UnitProbe
 
 logger = logging.getLogger(__name__)
 # How statuses name the payload's default rules file.
@@ -77,6 +85,16 @@ class Outcome:
     problem: str | None = None
     # Why the candidate custom rules were refused (the running ones stayed).
     rules_problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What converging reads from the machine besides files, and when it runs."""
+
+    unit: UnitProbe
+    now: float = 0.0
+    # An operator's change: a Falco that keeps failing is started at once, without back-off.
+    operator_action: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,19 +191,21 @@ def _reset_failed() -> None:
         )
 
 
-def is_running() -> bool:
-    """Return whether systemd reports the Falco service active."""
-    return systemd.service_running(SERVICE_NAME)
+def _start(facts: UnitFacts) -> None:
+    """Start the service now, whatever state systemd holds it in; raise SystemdError."""
+    if facts.failed:
+        _reset_failed()
+    # `restart`, not `start`: a Falco that exited is waiting for its restart timer
+    # (RestartSec=) and `start` would block the hook until the timer fires; `restart` starts
+    # it now. Type=simple: success means Falco was started, not that it stays up; the next
+    # hook reads what systemd saw.
+    systemd.service_restart(SERVICE_NAME)
 
 
-def has_failed() -> bool:
-    """Return whether systemd gave up on the Falco service."""
-    return systemd.service_failed(SERVICE_NAME)
-
-
-def _restart(layout: Layout, desired: Desired, unit_changed: bool, running: bool) -> Outcome:
+def _restart(layout: Layout, desired: Desired, unit_changed: bool, runtime: Runtime) -> Outcome:
+    facts = runtime.unit.facts()
     try:
-        if running:
+        if facts.running:
             systemd.service_stop(SERVICE_NAME)
         _sync(layout.http_ca_file, desired.http_ca_pem)
         os.replace(layout.staged_config_file, layout.config_file)
@@ -193,15 +213,38 @@ def _restart(layout: Layout, desired: Desired, unit_changed: bool, running: bool
         if unit_changed:
             systemd.daemon_reload()
             systemd.service_enable(SERVICE_NAME)
-        if has_failed():
-            _reset_failed()
-        # `restart`, not `start`: a Falco that exited is waiting for its restart timer
-        # (RestartSec=) and `start` would block the hook until the timer fires; `restart`
-        # starts it now with the new files. Type=simple: success means Falco was started,
-        # not that it stays up; the next hook's status says what systemd saw.
-        systemd.service_restart(SERVICE_NAME)
+        _start(facts)
     except systemd.SystemdError as exc:
         return Outcome(Action.RESTART, problem=f"systemd could not start Falco: {exc}")
+    finally:
+        runtime.unit.forget()
+    return Outcome(Action.RESTART)
+
+
+def _recover(layout: Layout, runtime: Runtime) -> Outcome:
+    """Start a Falco that should run and that nothing else will start (module doc)."""
+    facts = runtime.unit.facts()
+    if facts.running:
+        start_backoff.forget(layout)
+        return Outcome()
+    if not facts.stopped or not layout.unit_file.exists():
+        return Outcome()
+    if not start_backoff.due(layout, runtime.now, runtime.operator_action):
+        return Outcome()
+    attempts = start_backoff.record_start(layout, runtime.now)
+    logger.warning(
+        "Falco is %s (%s, %s): starting it (start %d since it last ran)",
+        facts.state,
+        facts.active_state,
+        facts.result or "no result",
+        attempts.count,
+    )
+    try:
+        _start(facts)
+    except systemd.SystemdError as exc:
+        return Outcome(Action.RESTART, problem=f"systemd could not start Falco: {exc}")
+    finally:
+        runtime.unit.forget()
     return Outcome(Action.RESTART)
 
 
@@ -269,12 +312,12 @@ def _check(layout: Layout, desired: Desired, record: Path) -> str | None:
     return problem
 
 
-def _apply(layout: Layout, desired: Desired) -> Outcome:
+def _apply(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     """Put the checked, staged config live with the least disruption."""
     current_config = _read(layout.config_file)
     unit_changed = _read(layout.unit_file) != desired.unit_text
     ca_changed = _read(layout.http_ca_file) != desired.http_ca_pem
-    running = is_running()
+    running = runtime.unit.facts().running
     current = falco_config.parse(current_config) if current_config is not None else None
     if (
         unit_changed
@@ -282,7 +325,7 @@ def _apply(layout: Layout, desired: Desired) -> Outcome:
         or not running
         or falco_config.needs_restart(current, desired.config)
     ):
-        return _restart(layout, desired, unit_changed, running)
+        return _restart(layout, desired, unit_changed, runtime)
     os.replace(layout.staged_config_file, layout.config_file)
     return Outcome(Action.RELOAD)
 
@@ -295,7 +338,9 @@ def _differs(layout: Layout, desired: Desired) -> bool:
     )
 
 
-def converge(layout: Layout, desired: Desired, fallback: Desired | None = None) -> Outcome:
+def converge(
+    layout: Layout, desired: Desired, runtime: Runtime, fallback: Desired | None = None
+) -> Outcome:
     """Bring the service to ``desired`` with the least disruption; see the module doc.
 
     ``fallback`` is the same wanted state with the custom rules that run now: when the rules
@@ -304,32 +349,32 @@ def converge(layout: Layout, desired: Desired, fallback: Desired | None = None) 
     if fallback is not None and fallback.config_text != desired.config_text:
         problem = _check(layout, desired, layout.rules_rejection)
         if problem is None:
-            outcome = _apply(layout, desired)
+            outcome = _apply(layout, desired, runtime)
             if outcome.problem is None:
                 # The set Falco watched until now stays until the next change (module doc
                 # of custom_rules); anything older is no longer watched by anyone.
                 keep = {desired.rule_set, fallback.rule_set}
                 custom_rules.prune(layout, {custom_rules.directory(layout, s) for s in keep})
             return outcome
-        return dataclasses.replace(_converge(layout, fallback), rules_problem=problem)
+        return dataclasses.replace(_converge(layout, fallback, runtime), rules_problem=problem)
     # No new rules are pending, so an earlier refusal of rules is no longer current.
     layout.rules_rejection.unlink(missing_ok=True)
-    return _converge(layout, desired)
+    return _converge(layout, desired, runtime)
 
 
-def _converge(layout: Layout, desired: Desired) -> Outcome:
+def _converge(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     if not _differs(layout, desired):
         # What runs is what is wanted, so an earlier refusal is no longer current.
         _rejection_path(layout).unlink(missing_ok=True)
-        return Outcome()
+        return _recover(layout, runtime)
     problem = _check(layout, desired, _rejection_path(layout))
     if problem is not None:
-        return Outcome(problem=problem)
-    return _apply(layout, desired)
+        return dataclasses.replace(_recover(layout, runtime), problem=problem)
+    return _apply(layout, desired, runtime)
 
 
 def apply(
-    layout: Layout, inputs: Inputs, plan: custom_rules.Plan
+    layout: Layout, inputs: Inputs, plan: custom_rules.Plan, runtime: Runtime
 ) -> tuple[Outcome, custom_rules.Report]:
     """Converge to the planned rules, or to the running ones if Falco refuses them.
 
@@ -337,7 +382,7 @@ def apply(
     the status and the refresh-rules action.
     """
     wanted, fallback = (desired(layout, inputs, rules) for rules in (plan.candidate, plan.live))
-    outcome = converge(layout, wanted, fallback)
+    outcome = converge(layout, wanted, runtime, fallback)
     previous = custom_rules.read_report(layout)
     report = custom_rules.report(layout, plan, outcome.rules_problem, previous)
     if custom_rules.write_report(layout, report) and report.problem:

@@ -28,7 +28,7 @@ from pathlib import Path
 import alert_log
 import falco_config
 import pytest
-import service
+import systemd_facts
 import systemd_unit
 import workloads
 from layout import SERVICE_NAME, Layout
@@ -220,7 +220,9 @@ def test_hardened_unit_runs_falco_inside_its_sandbox(
     assert "Read-only file system" in write.stderr
     # The charm's own reading of the unit, through the real systemctl.
     monkeypatch.setenv("PATH", f"{falco.container.systemctl_on_path(tmp_path)}:/usr/bin:/bin")
-    assert (service.is_running(), service.has_failed()) == (True, False)
+    facts = systemd_facts.read()
+    assert (facts.running, facts.failed, facts.stopped) == (True, False, False)
+    assert (facts.main_pid, facts.result) == (int(falco.main_pid()), "success")
 
 
 def test_systemctl_reload_hot_restarts_falco_in_the_same_process(falco: Deployed) -> None:
@@ -321,8 +323,15 @@ def test_falco_failing_after_start_is_what_systemd_reports(
     }
     assert "Error: Initialization issues during scap_init" in falco.container.journal(UNIT)
     monkeypatch.setenv("PATH", f"{falco.container.systemctl_on_path(tmp_path)}:/usr/bin:/bin")
-    # What the charm's status then says: not running (and not failed yet).
-    assert (service.is_running(), service.has_failed()) == (False, False)
+    # What the charm then reads: not running, and left to systemd (not failed, not stopped).
+    facts = systemd_facts.read()
+    assert (facts.running, facts.waiting_to_restart, facts.failed, facts.stopped) == (
+        False,
+        True,
+        False,
+        False,
+    )
+    assert (facts.result, facts.exec_main_status, facts.main_pid) == ("exit-code", 1, 0)
     # RestartSec=15s later systemd tries again, and Falco fails again.
     again = wait_for(
         "systemd to restart Falco",

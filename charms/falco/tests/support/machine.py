@@ -24,7 +24,7 @@ from fake_tools import WANTS, FakeSystemd
 
 SUPPORT = Path(__file__).resolve().parent
 FIXTURES = Path(__file__).resolve().parent.parent / "reference"
-TOOL_NAMES = ("systemctl", "dkms", "modprobe", "dpkg", "apt-get", "apt-cache")
+TOOL_NAMES = ("systemctl", "journalctl", "dkms", "modprobe", "dpkg", "apt-get", "apt-cache")
 FALCO_VERSION = "0.44.1"
 DRIVER_VERSION = "10.2.0+driver"
 
