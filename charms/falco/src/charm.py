@@ -20,6 +20,7 @@ import custom_rules
 import driver
 import falco_config
 import health
+import journal
 import kmod
 import ops
 import payload
@@ -47,6 +48,7 @@ class FalcoCharm(ops.CharmBase):
     filesystem_root = Path("/")
     clock = staticmethod(time.time)
     _config_problem = ""
+    _diagnosed: tuple[systemd_facts.UnitFacts, journal.Diagnosis | None] | None = None
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -124,6 +126,7 @@ class FalcoCharm(ops.CharmBase):
             return None
         if new:
             self.unit.set_workload_version(current.falco_version)
+        driver.note_start_failure(layout, config.driver, self._why_down)
         engine_kind = driver.ready_engine(layout, config.driver, current, operator_action)
         if engine_kind is None:
             return None
@@ -148,6 +151,22 @@ class FalcoCharm(ops.CharmBase):
     def _unit_probe(self) -> systemd_facts.UnitProbe:
         """The Falco service's state in systemd, read at most once per hook unless acted on."""
         return systemd_facts.UnitProbe()
+
+    def _why_down(self) -> journal.Diagnosis | None:
+        """Why Falco is down, from its journal; read only when systemd reports it down.
+
+        Read once per state systemd reported (the reconcile may start Falco in between),
+        and Falco's own lines go to the charm's log each time.
+        """
+        facts = self._unit_probe.facts()
+        if facts.running:
+            return None
+        if self._diagnosed is None or self._diagnosed[0] is not facts:
+            why = journal.diagnose(journal.read_lines())
+            if why is not None:
+                logger.warning("Falco is %s: %s", facts.state, "\n".join(why.lines))
+            self._diagnosed = (facts, why)
+        return self._diagnosed[1]
 
     @functools.cached_property
     def _topology(self) -> falco_config.Topology:
@@ -187,8 +206,9 @@ class FalcoCharm(ops.CharmBase):
         config = self._config
         if config is None:
             return [ops.BlockedStatus(status_line(self._config_problem))]
+        service_state = health.ServiceState(self._unit_probe.facts(), self._why_down())
         found = health.findings(
-            self._layout, config.driver, self.http_endpoint.read(), self._unit_probe.facts()
+            self._layout, config.driver, self.http_endpoint.read(), service_state
         )
         return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 

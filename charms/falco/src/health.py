@@ -10,10 +10,12 @@ into Juju statuses.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import alert_destination
 import custom_rules
 import driver
+import journal
 import payload
 import service
 import start_backoff
@@ -22,11 +24,21 @@ from layout import SERVICE_NAME, Layout
 from systemd_facts import UnitFacts
 
 BLOCKED = "blocked"
+ACTIVE = "active"
 NO_PAYLOAD = f"no usable Falco payload: attach the '{payload.RESOURCE}' resource"
 
 
-def _down(layout: Layout, facts: UnitFacts) -> str:
-    """Return why Falco is down, as far as systemd says, and when the charm retries."""
+@dataclass(frozen=True)
+class ServiceState:
+    """What systemd says about the Falco service, and why it is down if it is."""
+
+    facts: UnitFacts
+    why_down: journal.Diagnosis | None = None
+
+
+def _down(layout: Layout, service_state: ServiceState) -> str:
+    """Return that Falco is down, why, and when the charm starts it again."""
+    facts = service_state.facts
     state = facts.state
     if facts.waiting_to_restart:
         state += f" (systemd restarts it, {facts.n_restarts} restarts so far)"
@@ -34,11 +46,14 @@ def _down(layout: Layout, facts: UnitFacts) -> str:
     if attempts.count >= start_backoff.FREE_RETRIES:
         retry = time.strftime("%H:%M UTC", time.gmtime(attempts.next_retry))
         state += f" after {attempts.count} starts, next start at {retry} or on a config change"
-    return f"Falco is {state}: see `journalctl -u {SERVICE_NAME}`"
+    why = service_state.why_down
+    if why is None:
+        return f"Falco is {state}: see `journalctl -u {SERVICE_NAME}`"
+    return f"Falco is {state}: {why.summary} (`journalctl -u {SERVICE_NAME}`)"
 
 
 def findings(
-    layout: Layout, driver_setting: str, reading: EndpointReading, facts: UnitFacts
+    layout: Layout, driver_setting: str, reading: EndpointReading, service_state: ServiceState
 ) -> list[tuple[str, str]]:
     """Return every (status name, message) worth showing, most fundamental first."""
     found: list[tuple[str, str]] = []
@@ -54,8 +69,11 @@ def findings(
         custom_rules.read_report(layout).problem,
     )
     found.extend((BLOCKED, problem) for problem in problems if problem)
-    if not facts.running:
-        found.append((BLOCKED, _down(layout, facts)))
+    if not service_state.facts.running:
+        found.append((BLOCKED, _down(layout, service_state)))
+    notice = driver.notice(layout, driver_setting)
+    if notice is not None:
+        found.append((ACTIVE, notice))
     concern = alert_destination.concern(alert_destination.choose(reading, layout))
     if concern is not None:
         found.append(concern)

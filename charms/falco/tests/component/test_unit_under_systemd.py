@@ -27,12 +27,14 @@ from pathlib import Path
 
 import alert_log
 import falco_config
+import journal
 import pytest
 import systemd_facts
 import systemd_unit
 import workloads
 from layout import SERVICE_NAME, Layout
 from payload import Payload
+from real_falco import keep_sample
 from real_systemd import Container, wait_for
 
 UNIT = f"{SERVICE_NAME}.service"
@@ -332,6 +334,15 @@ def test_falco_failing_after_start_is_what_systemd_reports(
         False,
     )
     assert (facts.result, facts.exec_main_status, facts.main_pid) == ("exit-code", 1, 0)
+    # What the charm's status names as the cause, from the real journal.
+    lines = journal.read_lines()
+    keep_sample("journal-modern-ebpf-failure.txt", "\n".join(lines) + "\n")
+    why = journal.diagnose(lines)
+    assert why is not None
+    assert why.engine in ("modern_ebpf", journal.ANY_ENGINE)
+    assert why.summary.startswith(
+        ("Falco's driver failed to open (scap_init)", "the modern_ebpf probe ")
+    ), why.summary
     # RestartSec=15s later systemd tries again, and Falco fails again.
     again = wait_for(
         "systemd to restart Falco",
