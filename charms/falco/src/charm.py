@@ -23,6 +23,7 @@ import health
 import journal
 import kmod
 import ops
+import ownership
 import payload
 import repo_secrets
 import service
@@ -48,6 +49,7 @@ class FalcoCharm(ops.CharmBase):
     filesystem_root = Path("/")
     clock = staticmethod(time.time)
     _config_problem = ""
+    _leaving = False
     _diagnosed: tuple[systemd_facts.UnitFacts, journal.Diagnosis | None] | None = None
 
     def __init__(self, framework: ops.Framework):
@@ -90,6 +92,9 @@ class FalcoCharm(ops.CharmBase):
         self._reconcile(sync_now=True)
 
     def _on_refresh_rules_action(self, event: ops.ActionEvent) -> None:
+        if not self._ownership.mine:
+            event.fail(f"this unit does not run Falco: {self._ownership.owner} does")
+            return
         report = self._reconcile(sync_now=True)
         if report is None:
             why = [status.message for status in self._observed_status()]
@@ -100,12 +105,17 @@ class FalcoCharm(ops.CharmBase):
             event.fail(report.problem)
 
     def _on_stop(self, _: ops.StopEvent) -> None:
-        service.stop_and_forget(self._layout)
+        # Stop comes before remove: Falco stays for the falco units that stay (ownership).
+        self._leaving = True
+        if not ownership.others_alive(self._layout, self.unit.name):
+            service.stop_and_forget(self._layout)
 
     def _on_remove(self, _: ops.RemoveEvent) -> None:
-        service.stop_and_forget(self._layout)
-        kmod.remove(self._layout)
-        service.purge(self._layout)
+        self._leaving = True
+        if ownership.leave(self._layout, self.unit.name):
+            service.stop_and_forget(self._layout)
+            kmod.remove(self._layout)
+            service.purge(self._layout)
 
     def _reconcile(
         self, refresh_payload: bool = False, operator_action: bool = False, sync_now: bool = False
@@ -115,9 +125,16 @@ class FalcoCharm(ops.CharmBase):
         Every early return leaves what runs untouched; collect-status explains why. Returns
         what the custom rules came to, or None if it stopped before applying them.
         """
+        if not self._ownership.mine:
+            # Another falco unit runs this machine's Falco: nothing here is ours to change,
+            # and its metrics are scraped through the owner (else twice, under two units).
+            self.cos_agent.withdraw()
+            return None
         config, layout = self._config, self._layout
         if config is None:
             return None
+        options = ownership.options_digest(config.model_dump_json())
+        ownership.record_options(layout, self._ownership, options)
         # Published whether Falco runs or not: a failing scrape is what raises FalcoDown.
         self.cos_agent.publish(config.metrics_port, self._topology, rebuild=refresh_payload)
         alert_log.ensure_rotation(layout, config.alert_log)
@@ -151,6 +168,17 @@ class FalcoCharm(ops.CharmBase):
     def _unit_probe(self) -> systemd_facts.UnitProbe:
         """The Falco service's state in systemd, read at most once per hook unless acted on."""
         return systemd_facts.UnitProbe()
+
+    @functools.cached_property
+    def _ownership(self) -> ownership.Ownership:
+        """Which falco unit runs Falco on this machine, claimed by this one if none does."""
+        return ownership.resolve(self._layout, self.unit.name)
+
+    @property
+    def _options(self) -> str | None:
+        """The digest of the valid options; None when they are invalid."""
+        config = self._config
+        return ownership.options_digest(config.model_dump_json()) if config else None
 
     def _why_down(self) -> journal.Diagnosis | None:
         """Why Falco is down, from its journal; read only when systemd reports it down.
@@ -197,12 +225,17 @@ class FalcoCharm(ops.CharmBase):
         return payload.source(attached, self.charm_dir / BUNDLED_PAYLOAD)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._leaving:
+            return
         for status in self._observed_status():
             event.add_status(status)
         event.add_status(ops.ActiveStatus())
 
     def _observed_status(self) -> list[ops.StatusBase]:
         """Return what is wrong or worth knowing, from facts observed on the machine."""
+        if not self._ownership.mine:
+            differ = ownership.options_differ(self._layout, self._options)
+            return [ops.StatusBase.from_name(*ownership.status(self._ownership, differ))]
         config = self._config
         if config is None:
             return [ops.BlockedStatus(status_line(self._config_problem))]

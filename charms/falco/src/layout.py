@@ -121,6 +121,26 @@ class Layout:
         """The last sync: URL, commit, kind of ref, when, and the error if it failed."""
         return self.state_dir / "custom-config-repo.json"
 
+    # --- which falco unit of this machine runs Falco (ownership) ---
+    @property
+    def owner_record(self) -> Path:
+        """The unit that runs Falco on this machine, and the options it applies."""
+        return self.state_dir / "owner.json"
+
+    @property
+    def units_dir(self) -> Path:
+        """One file per falco unit deployed on this machine, created by its first hook."""
+        return self.state_dir / "units"
+
+    @property
+    def juju_agents_dir(self) -> Path:
+        """Juju's unit agent directories: one per unit deployed on the machine, while it is."""
+        return self._path("/var/lib/juju/agents")
+
+    def agent_dir(self, unit: str) -> Path:
+        """Return the agent directory of ``unit`` ("falco/3": .../unit-falco-3)."""
+        return self.juju_agents_dir / f"unit-{unit.replace('/', '-')}"
+
     @property
     def cos_agent_record(self) -> Path:
         """The last build of the alert rules and dashboards sent on cos-agent, by digest."""

@@ -126,6 +126,8 @@ class FakeMachine:
             (self.root / tool).write_bytes(b"#!/bin/sh\nexit 0\n")
             (self.root / tool).chmod(0o755)
         self.set_kernel(self.kernel_release, btf=self.btf)
+        # Juju's agent directory of the unit the tests run (ownership.py reads it).
+        self.deploy_unit("falco/0")
         script = _script(SUPPORT / "fake_tools.py")
         for name in TOOL_NAMES:
             (self.bin / name).write_bytes(script)
@@ -153,6 +155,18 @@ class FakeMachine:
             path = self.root / "sys/kernel/security/lockdown"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(lockdown + "\n")
+
+    def agent_dir(self, unit: str) -> Path:
+        """Return where Juju keeps the agent directory of ``unit`` on this machine."""
+        return self.root / "var/lib/juju/agents" / f"unit-{unit.replace('/', '-')}"
+
+    def deploy_unit(self, unit: str) -> None:
+        """Make ``unit`` deployed on this machine, as Juju's agent directory shows it."""
+        (self.agent_dir(unit) / "charm").mkdir(parents=True, exist_ok=True)
+
+    def undeploy_unit(self, unit: str) -> None:
+        """Make ``unit`` gone from this machine, as when Juju removed it (hooks or not)."""
+        shutil.rmtree(self.agent_dir(unit))
 
     def make_container(self, kind: str = "lxc") -> None:
         """Make the machine look like an LXD container, as systemd records it."""
