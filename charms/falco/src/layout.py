@@ -91,6 +91,11 @@ class Layout:
         return self.state_dir / "custom-rules.json"
 
     @property
+    def rule_sets_dir(self) -> Path:
+        """The content of each custom rule set written, kept whole (rule_store)."""
+        return self.state_dir / "rule-sets"
+
+    @property
     def rules_rejection(self) -> Path:
         """The candidate rule set Falco refused, by fingerprint, so it is not re-checked."""
         return self.state_dir / "rules-rejected.json"

@@ -38,13 +38,14 @@ import custom_rules
 import falco_cli
 import falco_config
 import records
+import rule_store
 import start_backoff
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
-from custom_rules import RuleSet, RulesFile
 from layout import SERVICE_NAME, Layout
 from payload import Payload
+from rule_store import RuleSet, RulesFile
 from systemd_facts import UnitFacts, UnitProbe
 
 logger = logging.getLogger(__name__)
@@ -112,12 +113,12 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
     """Return the files Falco should run with for ``inputs`` and ``rule_set``."""
     config, current = inputs.config, inputs.payload
     rules = falco_config.RuleInputs(
-        extra_rules=tuple(custom_rules.load_paths(layout, rule_set)),
+        extra_rules=tuple(rule_store.load_paths(layout, rule_set)),
         selection=config.rule_selection,
         minimum_priority=config.minimum_priority,
         overrides=tuple(custom_rules.override_documents(rule_set)),
     )
-    checked = custom_rules.rules_files(layout, rule_set)
+    checked = rule_store.rules_files(layout, rule_set)
     if not rule_set.empty:
         # The defaults come first so that overrides of default rules resolve; checked even
         # with config overrides alone, which can break them (append_output fields).
@@ -298,7 +299,7 @@ def _check(layout: Layout, desired: Desired, record: Path) -> str | None:
     recorded = records.read(record) or {}
     if recorded.get("sha256") == fingerprint:
         return str(recorded.get("reason"))
-    custom_rules.ensure_written(layout, desired.rule_set)
+    rule_store.ensure_written(layout, desired.rule_set)
     _write(layout.staged_config_file, desired.config_text)
     problem = _rules_problem(layout, desired) if desired.checked_rules else None
     if problem is None:
@@ -352,9 +353,9 @@ def converge(
             outcome = _apply(layout, desired, runtime)
             if outcome.problem is None:
                 # The set Falco watched until now stays until the next change (module doc
-                # of custom_rules); anything older is no longer watched by anyone.
+                # of rule_store); anything older is no longer watched by anyone.
                 keep = {desired.rule_set, fallback.rule_set}
-                custom_rules.prune(layout, {custom_rules.directory(layout, s) for s in keep})
+                rule_store.prune(layout, {rule_store.directory(layout, s) for s in keep})
             return outcome
         return dataclasses.replace(_converge(layout, fallback, runtime), rules_problem=problem)
     # No new rules are pending, so an earlier refusal of rules is no longer current.
@@ -381,6 +382,8 @@ def apply(
     Returns what converging did and the custom rules' report, which is also recorded for
     the status and the refresh-rules action.
     """
+    # The running set is put back whole first if its files were damaged (rule_store).
+    rule_store.ensure_written(layout, plan.live)
     wanted, fallback = (desired(layout, inputs, rules) for rules in (plan.candidate, plan.live))
     outcome = converge(layout, wanted, runtime, fallback)
     previous = custom_rules.read_report(layout)

@@ -494,7 +494,9 @@ def test_deleted_files_are_restored_by_the_next_hook(
     """arrange: in service; someone deletes a file of the charm's. act: update-status twice.
 
     assert: the first hook puts it back with the restart or reload it needs and nothing
-    more; the second does nothing.
+    more; the second does nothing. Deleted rules come back in a new directory that
+    falco.yaml then names (rule_store: Falco does not see a file recreated where it
+    watched one), so only that path differs.
     """
     before = rendered(machine)
     target = machine.root / lost
@@ -509,7 +511,9 @@ def test_deleted_files_are_restored_by_the_next_hook(
 
     assert target.exists()
     assert (hook.restarts, hook.reloads) == (restarts, reloads)
-    assert rendered(machine) == before
+    after = rendered(machine)
+    assert after["rules_files"][0] == before["rules_files"][0]
+    assert {**after, "rules_files": None} == {**before, "rules_files": None}
     assert loaded_rules(machine) == ["Inline rule"]
     assert hook.out.unit_status == testing.ActiveStatus()
     assert dispatch(ctx, machine, ctx.on.update_status(), hook.out).idle

@@ -136,6 +136,31 @@ def test_changes_faster_than_falco_reloads_end_on_the_last(
     assert HOT_RESTART_FAILURE not in alert_log(unit)
 
 
+def test_a_deleted_rules_file_is_put_back_and_falco_runs_it_again(
+    unit: RealUnit, falco: NodriverFalco
+) -> None:
+    """arrange: Falco running custom rules. act: delete the live file; update-status.
+
+    assert: Falco drops the rules on its own (its watch fires) and does not see a file
+    recreated in place; the charm's next hook writes the set again to a new directory and
+    replaces falco.yaml: one more reload, and Falco runs the custom rules again.
+    """
+    inline = str(unit.state.config["custom-rules"])
+    falco.wait_for_rules(running_rules(unit, inline), falco.restarts())
+    pid, restarts = falco.pid, falco.restarts()
+    watched = Path(unit.live_config()["rules_files"][-1])
+
+    watched.unlink()
+    defaults_only = {"falco_rules.yaml": running_rules(unit, inline)["falco_rules.yaml"]}
+    falco.wait_for_rules(defaults_only, restarts + 1)
+    unit.run(unit.ctx.on.update_status())
+
+    falco.wait_for_rules(running_rules(unit, inline), restarts + 2)
+    assert (falco.pid, falco.restarts()) == (pid, restarts + 2)
+    assert Path(unit.live_config()["rules_files"][-1]).parent.name.endswith("-1")
+    assert HOT_RESTART_FAILURE not in alert_log(unit)
+
+
 def test_the_checks_above_see_a_refusal_that_reaches_falco(
     unit: RealUnit, falco: NodriverFalco
 ) -> None:
@@ -150,3 +175,20 @@ def test_the_checks_above_see_a_refusal_that_reaches_falco(
     wait_for(lambda: HOT_RESTART_FAILURE in alert_log(unit), "the hot restart failure alert")
     assert falco.pid == pid
     assert falco.rules_files_sha256() == running
+
+
+def test_a_refused_file_put_there_by_hand_is_repaired_by_the_next_hook(
+    unit: RealUnit, falco: NodriverFalco
+) -> None:
+    """arrange: a refused file put where Falco watches. act: update-status. assert: mended.
+
+    The test above left it there: Falco's reload failed and the old rules run. The next hook
+    writes the set again, and Falco runs it after one reload.
+    """
+    inline = str(unit.state.config["custom-rules"])
+    pid, restarts = falco.pid, falco.restarts()
+
+    unit.run(unit.ctx.on.update_status())
+
+    falco.wait_for_rules(running_rules(unit, inline), restarts + 1)
+    assert falco.pid == pid
