@@ -28,10 +28,10 @@ export PATH := $(TOOLS)/bin:$(PATH)
 # Debian packages the component tests drive for real (installed when running as root): the
 # tools, the libraries the real Falco of ../shared/workloads links against, and what boots
 # a real systemd in a container for the falco unit (debootstrap, systemd-nspawn).
-APT_PACKAGES := git logrotate openssh-server prometheus systemd \
+APT_PACKAGES := git logrotate openssh-server openssl prometheus systemd \
 	libcurl4 zlib1g libelf1 libjsoncpp25 libre2-9 libtbb12 libssl3 \
 	debootstrap systemd-container
-APT_COMMANDS := git logrotate sshd promtool systemd-analyze debootstrap systemd-nspawn
+APT_COMMANDS := git logrotate sshd openssl promtool systemd-analyze debootstrap systemd-nspawn
 
 .PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo

@@ -65,6 +65,11 @@ class Layout:
         return self.config_dir / "http-endpoint-ca.pem"
 
     @property
+    def system_ca_dir(self) -> Path:
+        """The machine's trust store (OpenSSL's hashed directory), which the charm only reads."""
+        return self._path("/etc/ssl/certs")
+
+    @property
     def rules_root(self) -> Path:
         """Custom rule sets, one directory per content digest (see custom_rules)."""
         return self.config_dir / "rules"

@@ -143,6 +143,7 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
             kill_binary=layout.kill_binary,
             engine_kind=inputs.engine_kind,
             modprobe_binary=layout.modprobe_binary,
+            hidden_trust_store=layout.system_ca_dir if inputs.destination.ca_pem else None,
         )
     )
     return Desired(

@@ -74,7 +74,8 @@ SCENARIOS: dict[str, list[str]] = {
         "show -p MainPID,Result,ActiveState,SubState good",
         "reload good",
         "stop good",
-        "journal good",
+        # No journal step here: ExecReload's SIGHUP ends `sleep`, and systemd logs that and
+        # "Reloaded" in either order.
     ],
     "exits-1-and-waits-to-restart": [
         "write crash",

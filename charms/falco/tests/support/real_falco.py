@@ -90,11 +90,11 @@ class Falco:
     binary: Path
 
     def run(
-        self, *args: str, env: dict[str, str] | None = None
+        self, *args: str, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``falco args`` and return what it did (never raises on a failure)."""
+        """Run ``falco args`` (under ``wrapper``, a command line that ends by running it)."""
         return subprocess.run(
-            [str(self.binary), *args],
+            [*wrapper, str(self.binary), *args],
             capture_output=True,
             text=True,
             check=False,
