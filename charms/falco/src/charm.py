@@ -240,9 +240,8 @@ class FalcoCharm(ops.CharmBase):
         if config is None:
             return [ops.BlockedStatus(status_line(self._config_problem))]
         service_state = health.ServiceState(self._unit_probe.facts(), self._why_down())
-        found = health.findings(
-            self._layout, config.driver, self.http_endpoint.read(), service_state
-        )
+        options = health.Options(config.driver, config.metrics_port)
+        found = health.findings(self._layout, options, self.http_endpoint.read(), service_state)
         return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 
 

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import alert_destination
+import coexistence
 import custom_rules
 import driver
 import journal
@@ -26,6 +27,14 @@ from systemd_facts import UnitFacts
 BLOCKED = "blocked"
 ACTIVE = "active"
 NO_PAYLOAD = f"no usable Falco payload: attach the '{payload.RESOURCE}' resource"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options the findings depend on."""
+
+    driver: str
+    metrics_port: int
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,10 @@ def _down(layout: Layout, service_state: ServiceState) -> str:
 
 
 def findings(
-    layout: Layout, driver_setting: str, reading: EndpointReading, service_state: ServiceState
+    layout: Layout, options: Options, reading: EndpointReading, service_state: ServiceState
 ) -> list[tuple[str, str]]:
     """Return every (status name, message) worth showing, most fundamental first."""
+    driver_setting = options.driver
     found: list[tuple[str, str]] = []
     refused = payload.rejection(layout)
     if refused is not None:
@@ -69,11 +79,18 @@ def findings(
         custom_rules.read_report(layout).problem,
     )
     found.extend((BLOCKED, problem) for problem in problems if problem)
+    own_pid = service_state.facts.main_pid
+    taken = coexistence.port_problem(layout, options.metrics_port, own_pid)
+    if taken is not None:
+        found.append((BLOCKED, taken))
     if not service_state.facts.running:
         found.append((BLOCKED, _down(layout, service_state)))
-    notice = driver.notice(layout, driver_setting)
-    if notice is not None:
-        found.append((ACTIVE, notice))
+    for notice in (
+        driver.notice(layout, driver_setting),
+        coexistence.other_falco_notice(layout, own_pid),
+    ):
+        if notice is not None:
+            found.append((ACTIVE, notice))
     concern = alert_destination.concern(alert_destination.choose(reading, layout))
     if concern is not None:
         found.append(concern)

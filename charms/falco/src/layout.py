@@ -21,9 +21,16 @@ class Layout:
     """The charm's files on one machine, rooted at ``root`` ("/" in production)."""
 
     root: Path = Path("/")
+    # Where /proc is, when it is not under ``root`` (a test reading the real one).
+    proc: Path | None = None
 
     def _path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
+
+    @property
+    def proc_root(self) -> Path:
+        """The processes and sockets of the machine (/proc)."""
+        return self.proc or self._path("/proc")
 
     # --- payload: extracted release tarballs, one directory per tarball digest ---
     @property

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import coexistence
 import custom_rules
 import falco_cli
 import falco_config
@@ -204,8 +205,18 @@ def _start(facts: UnitFacts) -> None:
     systemd.service_restart(SERVICE_NAME)
 
 
+def _port_problem(layout: Layout, desired: Desired, facts: UnitFacts) -> str | None:
+    """Return why Falco must not be started: another process on its port (coexistence)."""
+    port = int(desired.config["webserver"]["listen_port"])
+    return coexistence.port_problem(layout, port, facts.main_pid)
+
+
 def _restart(layout: Layout, desired: Desired, unit_changed: bool, runtime: Runtime) -> Outcome:
     facts = runtime.unit.facts()
+    taken = _port_problem(layout, desired, facts)
+    if taken is not None:
+        layout.staged_config_file.unlink(missing_ok=True)
+        return Outcome(problem=taken)
     try:
         if facts.running:
             systemd.service_stop(SERVICE_NAME)
@@ -223,7 +234,7 @@ def _restart(layout: Layout, desired: Desired, unit_changed: bool, runtime: Runt
     return Outcome(Action.RESTART)
 
 
-def _recover(layout: Layout, runtime: Runtime) -> Outcome:
+def _recover(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     """Start a Falco that should run and that nothing else will start (module doc)."""
     facts = runtime.unit.facts()
     if facts.running:
@@ -231,6 +242,9 @@ def _recover(layout: Layout, runtime: Runtime) -> Outcome:
         return Outcome()
     if not facts.stopped or not layout.unit_file.exists():
         return Outcome()
+    taken = _port_problem(layout, desired, facts)
+    if taken is not None:
+        return Outcome(problem=taken)
     if not start_backoff.due(layout, runtime.now, runtime.operator_action):
         return Outcome()
     attempts = start_backoff.record_start(layout, runtime.now)
@@ -368,10 +382,10 @@ def _converge(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     if not _differs(layout, desired):
         # What runs is what is wanted, so an earlier refusal is no longer current.
         _rejection_path(layout).unlink(missing_ok=True)
-        return _recover(layout, runtime)
+        return _recover(layout, desired, runtime)
     problem = _check(layout, desired, _rejection_path(layout))
     if problem is not None:
-        return dataclasses.replace(_recover(layout, runtime), problem=problem)
+        return dataclasses.replace(_recover(layout, desired, runtime), problem=problem)
     return _apply(layout, desired, runtime)
 
 

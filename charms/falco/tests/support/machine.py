@@ -168,6 +168,39 @@ class FakeMachine:
         """Make ``unit`` gone from this machine, as when Juju removed it (hooks or not)."""
         shutil.rmtree(self.agent_dir(unit))
 
+    def add_process(
+        self, pid: int, name: str, exe: str, listen_port: int | None = None, ipv6: bool = False
+    ) -> None:
+        """Show a process in the machine's /proc, listening on ``listen_port`` if given.
+
+        As Linux shows it: ``comm``, the ``exe`` link, a ``socket:[<inode>]`` link in ``fd``,
+        and the listening socket's line in ``net/tcp`` (``net/tcp6`` with ``ipv6``).
+        """
+        base = self.root / "proc" / str(pid)
+        (base / "fd").mkdir(parents=True)
+        (base / "comm").write_text(name + "\n")
+        (base / "exe").symlink_to(exe)
+        (base / "fd/0").symlink_to("/dev/null")
+        if listen_port is None:
+            return
+        inode = 900_000 + pid
+        (base / "fd/3").symlink_to(f"socket:[{inode}]")
+        table = self.root / "proc/net" / ("tcp6" if ipv6 else "tcp")
+        table.parent.mkdir(parents=True, exist_ok=True)
+        if not table.exists():
+            table.write_text(
+                "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+                "   uid  timeout inode\n"
+            )
+        address = "00000000000000000000000001000000" if ipv6 else "0100007F"
+        rows = len(table.read_text().splitlines()) - 1
+        with table.open("a") as lines:
+            lines.write(
+                f"{rows:4}: {address}:{listen_port:04X} {'0' * len(address)}:0000 0A "
+                f"00000000:00000000 00:00000000 00000000     0        0 {inode} 1 "
+                "0000000000000000 100 0 0 10 0\n"
+            )
+
     def make_container(self, kind: str = "lxc") -> None:
         """Make the machine look like an LXD container, as systemd records it."""
         marker = self.root / "run/systemd/container"
