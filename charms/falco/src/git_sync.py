@@ -214,14 +214,18 @@ class _Git:
         where = ["-C", str(self.layout.repo_git_dir)] if in_repository else []
         # Absolute binary, argument list, no shell; arguments are validated above. Its own
         # session, so that a timeout ends ssh too, not only git (ssh would keep the pipes).
-        process = subprocess.Popen(  # noqa: S603
-            [binary, *where, *args],
-            env=self.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(  # noqa: S603
+                [binary, *where, *args],
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            # E2BIG (an environment too large), ENOEXEC...: the message names no secret.
+            raise SyncError(f"cannot run git: {exc.strerror}") from exc
         try:
             stdout, stderr = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired as exc:

@@ -19,6 +19,10 @@ from repository import SSH
 
 SSH_KEY_OPTION = "custom-config-repo-ssh-key"
 TOKEN_OPTION = "custom-config-repo-token"  # noqa: S105 - an option name, not a token
+# Git forges' tokens are tens to a few hundred characters (JWTs a few KiB). git receives
+# the token in its environment, where one value may not exceed 128 KiB (execve): a longer
+# one is not a token, and would stop git from starting at all.
+MAX_TOKEN_CHARS = 16 * 1024
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\s.+\s-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S
 )
@@ -58,9 +62,10 @@ def credentials(model: ops.Model, app: str, settings: Settings) -> Credentials:
         return Credentials()
     content = _content(model, settings.token_secret, TOKEN_OPTION, app)
     token = content.get("value", "").strip()
-    if not token:
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        what = "no token" if not token else f"{len(token)} characters, not a token,"
         raise SyncError(
-            f"secret {settings.token_secret} ({TOKEN_OPTION}) has no token under 'value': "
+            f"secret {settings.token_secret} ({TOKEN_OPTION}) has {what} under 'value': "
             f"`juju update-secret {settings.token_secret} value=<token>`"
         )
     return Credentials(token=token, token_user=content.get("username") or DEFAULT_HTTPS_USER)
