@@ -25,6 +25,7 @@ import kmod
 import ops
 import ownership
 import payload
+import reload_check
 import repo_secrets
 import service
 import systemd_facts
@@ -48,6 +49,9 @@ class FalcoCharm(ops.CharmBase):
     # runs on this clock; tests move both.
     filesystem_root = Path("/")
     clock = staticmethod(time.time)
+    # Where the charm reads what Falco runs (its /metrics), and how long it waits for it.
+    falco_metrics = staticmethod(reload_check.scrape)
+    reload_wait_s = reload_check.WAIT_S
     _config_problem = ""
     _leaving = False
     _diagnosed: tuple[systemd_facts.UnitFacts, journal.Diagnosis | None] | None = None
@@ -153,7 +157,13 @@ class FalcoCharm(ops.CharmBase):
         rules = custom_rules.plan(layout, config.custom_rules, synced)
         destination = alert_destination.choose(self.http_endpoint.read(), layout)
         inputs = service.Inputs(config, current, engine_kind, self._topology, destination)
-        runtime = service.Runtime(self._unit_probe, self.clock(), operator_action or sync_now)
+        runtime = service.Runtime(
+            self._unit_probe,
+            self.clock(),
+            operator_action or sync_now,
+            self.falco_metrics,
+            self.reload_wait_s,
+        )
         outcome, report = service.apply(layout, inputs, rules, runtime)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)

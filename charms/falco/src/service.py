@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ import custom_rules
 import falco_cli
 import falco_config
 import records
+import reload_check
 import rule_store
 import start_backoff
 import systemd_unit
@@ -97,6 +99,9 @@ class Runtime:
     now: float = 0.0
     # An operator's change: a Falco that keeps failing is started at once, without back-off.
     operator_action: bool = False
+    # What the Falco listening on a port runs (its /metrics), to confirm a hot reload.
+    running_files: Callable[[int], reload_check.Running | None] = reload_check.scrape
+    reload_wait_s: float = reload_check.WAIT_S
 
 
 @dataclass(frozen=True)
@@ -343,7 +348,44 @@ def _apply(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     ):
         return _restart(layout, desired, unit_changed, runtime)
     os.replace(layout.staged_config_file, layout.config_file)
-    return Outcome(Action.RELOAD)
+    return _confirm_reload(layout, desired, runtime)
+
+
+def _confirm_reload(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
+    """Make sure Falco runs the falco.yaml just replaced: SIGHUP, then restart if not.
+
+    Falco reports what it runs on /metrics (reload_check explains why it may not run it).
+    """
+    port = int(desired.config["webserver"]["listen_port"])
+    wanted = reload_check.expected(layout, desired.config)
+
+    def confirmed() -> bool:
+        return reload_check.wait_until_running(
+            runtime.running_files, port, wanted, runtime.reload_wait_s
+        )
+
+    if confirmed():
+        return Outcome(Action.RELOAD)
+    logger.warning(
+        "Falco does not run the new falco.yaml %.0f s after it was replaced (after a failed "
+        "reload its file watches are lost): sending it SIGHUP",
+        runtime.reload_wait_s,
+    )
+    try:
+        systemd.service_reload(SERVICE_NAME)
+        if confirmed():
+            logger.warning("Falco runs the new falco.yaml after SIGHUP")
+            return Outcome(Action.RELOAD)
+    except systemd.SystemdError as exc:
+        logger.warning("systemctl reload %s failed: %s", SERVICE_NAME, exc)
+    logger.warning("Falco still does not run the new falco.yaml: restarting it")
+    try:
+        _start(runtime.unit.facts())
+    except systemd.SystemdError as exc:
+        return Outcome(Action.RESTART, problem=f"systemd could not restart Falco: {exc}")
+    finally:
+        runtime.unit.forget()
+    return Outcome(Action.RESTART)
 
 
 def _differs(layout: Layout, desired: Desired) -> bool:

@@ -89,6 +89,8 @@ class Bench:
         self.machine = FakeMachine(base / "machine")
         os.environ.update(self.machine.environ())
         FalcoCharm.filesystem_root = self.machine.root
+        # Falco's /metrics as the fake machine's Falco reports them (reload_check).
+        FalcoCharm.falco_metrics = staticmethod(self.machine.falco_metrics)
         self.charm_root = base / "charm"
         build_payload(self.charm_root / "payload")
         self.ctx = testing.Context(FalcoCharm, charm_root=self.charm_root)

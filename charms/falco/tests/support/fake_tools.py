@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,33 @@ def _record(tool: str, argv: list[str]) -> None:
 
 def _digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+# ------------------------------------------------------------------------------ Falco's files
+def falco_files(config: Path) -> dict[str, Any] | None:
+    """Return what a Falco started on ``config`` reads, as its /metrics would say.
+
+    Its port, then (base name, sha256 of the bytes) of the config file and of every rules
+    file it loads: ``rules_files`` in order, a folder's .yaml and .yml files by name, missing
+    paths skipped. tests/real/test_hot_reload.py holds this to the real Falco's /metrics.
+    """
+    import yaml  # the test interpreter's; only units that run a Falco need it
+
+    if not config.is_file():
+        return None
+    data = yaml.safe_load(config.read_text()) or {}
+    loaded = []
+    for entry in data.get("rules_files") or []:
+        rules = Path(entry)
+        if rules.is_dir():
+            loaded += sorted(p for p in rules.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif rules.is_file():
+            loaded.append(rules)
+    return {
+        "port": (data.get("webserver") or {}).get("listen_port"),
+        "config": [[config.name, _digest(config)]],
+        "rules": sorted([file.name, _digest(file)] for file in loaded),
+    }
 
 
 # ------------------------------------------------------------------------------ systemctl
@@ -122,6 +150,8 @@ def _unit_settings(text: str | None) -> dict[str, Any]:
             settings["description"] = value
         elif key == "ExecStartPre":
             settings["start_pre"] = True
+        elif key == "ExecStart" and " -c " in value:
+            settings["falco_config"] = value.split(" -c ", 1)[1].split()[0]
         elif line.strip() == "[Install]":
             settings["installable"] = True
     return settings
@@ -227,6 +257,14 @@ class FakeSystemd:
         knob = self.state["knobs"].get("fail_start")
         return bool(knob) and (knob is True or name in knob)
 
+    # --- what a Falco the unit runs reads ---
+    def _falco_read(self, name: str) -> None:
+        """The unit's Falco (re)reads its files: record what it now runs, its watches armed."""
+        unit = self.units[name]
+        if unit.get("falco_config"):
+            unit["falco_files"] = falco_files(Path(unit["falco_config"]))
+            self.state["knobs"].pop("falco_watch_lost", None)
+
     # --- what systemd logs about a unit ---
     def log(self, name: str, *lines: str) -> None:
         """Append ``lines`` to the journal of ``name`` (what ``journalctl -u`` shows)."""
@@ -298,6 +336,7 @@ class FakeSystemd:
             code=CLD_NONE,
             status=0,
         )
+        self._falco_read(name)
 
     def _exited(self, name: str) -> None:
         """The main process exited with status 1: restart later, or fail (Restart=)."""
@@ -408,6 +447,12 @@ class FakeSystemd:
         self.state["reloads"] = self.state.get("reloads", 0) + 1
         label = self._label(name)
         self.log(name, f"Reloading {label}...", f"Reloaded {label}.")
+        if not self.state["knobs"].get("falco_ignores_sighup"):
+            self._falco_read(name)
+        # A real process standing in for the unit's (tests/real): ExecReload's SIGHUP.
+        process = self.state["knobs"].get("main_process")
+        if process:
+            os.kill(int(process), signal.SIGHUP)
 
     def enable(self, name: str) -> None:
         """Link the unit into multi-user.target, then reload systemd as systemctl does."""

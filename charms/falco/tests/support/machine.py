@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fake_tools import WANTS, FakeSystemd
+import reload_check
+from fake_tools import WANTS, FakeSystemd, falco_files
 
 SUPPORT = Path(__file__).resolve().parent
 FIXTURES = Path(__file__).resolve().parent.parent / "reference"
@@ -279,6 +280,28 @@ class FakeMachine:
         """Return systemd's properties of a unit, as ``systemctl show -p`` gives them."""
         values = self.systemd().properties(name)
         return {key: values[key] for key in properties}
+
+    def falco_metrics(self, port: int) -> reload_check.Running | None:
+        """Return what the machine's Falco reports running on its /metrics at ``port``.
+
+        None while no Falco runs or listens there. A Falco whose file watches work runs what
+        is on disk (it reloads on every replacement); with the systemd knob
+        ``falco_watch_lost`` it runs what it read at its last start or SIGHUP.
+        """
+        systemd = self.tool_state("systemd")
+        unit = systemd.get("units", {}).get("juju-falco.service")
+        if not unit or unit["active"] != "active" or not unit.get("falco_config"):
+            return None
+        if systemd.get("knobs", {}).get("falco_watch_lost"):
+            files = unit.get("falco_files")
+        else:
+            files = falco_files(Path(unit["falco_config"]))
+        if not files or files["port"] != port:
+            return None
+        return reload_check.Running(
+            config=tuple(sorted((name, sha) for name, sha in files["config"])),
+            rules=tuple(sorted((name, sha) for name, sha in files["rules"])),
+        )
 
     def systemctl_verbs(self) -> list[str]:
         """Return the systemctl verbs called, in order (queries included)."""

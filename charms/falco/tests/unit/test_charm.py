@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ LOCAL_ONLY = testing.ActiveStatus("alerts stay on this host: integrate http-endp
 def rendered(machine: FakeMachine) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((machine.root / CONFIG).read_text())
     return data
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def installed(ctx: testing.Context[FalcoCharm], state: testing.State) -> testing.State:
@@ -302,3 +307,51 @@ def test_no_payload_at_all_blocks(
         "no usable Falco payload: attach the 'falco' resource"
     )
     assert machine.restarts() == 0
+
+
+def test_a_reload_falco_missed_is_sent_sighup(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """arrange: Falco running, its file watches lost (an earlier reload failed).
+
+    act: a change applied as a hot reload. assert: Falco's /metrics still show the old
+    falco.yaml, so the charm sends SIGHUP once, and Falco then runs the new one; no restart.
+    """
+    out = installed(ctx, state)
+    machine.set_knob("systemd", "falco_watch_lost", True)
+    machine.clear_calls()
+
+    ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"minimum-priority": "notice"})
+    )
+
+    assert machine.systemctl_verbs() == ["show", "reload"]
+    assert machine.restarts() == 0
+    port = rendered(machine)["webserver"]["listen_port"]
+    running = machine.falco_metrics(port)
+    assert running is not None
+    assert running.config == (("falco.yaml", sha256(machine.root / CONFIG)),)
+    assert "sending it SIGHUP" in caplog.text
+
+
+def test_a_reload_falco_misses_even_after_sighup_ends_in_a_restart(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco's watches lost, and SIGHUP does not make it reload either.
+
+    act: a change applied as a hot reload. assert: SIGHUP, then one restart.
+    """
+    out = installed(ctx, state)
+    machine.set_knob("systemd", "falco_watch_lost", True)
+    machine.set_knob("systemd", "falco_ignores_sighup", True)
+    machine.clear_calls()
+
+    ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"minimum-priority": "notice"})
+    )
+
+    assert machine.systemctl_verbs() == ["show", "reload", "restart", "show"]
+    assert machine.unit()["active"] is True
