@@ -142,17 +142,27 @@ class FalcoCharm(ops.CharmBase):
         # Published whether Falco runs or not: a failing scrape is what raises FalcoDown.
         self.cos_agent.publish(config.metrics_port, self._topology, rebuild=refresh_payload)
         alert_log.ensure_rotation(layout, config.alert_log)
-        current, new = payload.select(layout, refresh_payload, self._payload_source)
+        current, new = payload.select(
+            layout, refresh_payload, self._payload_source, self._progress
+        )
         if current is None:
             return None
         if new:
             self.unit.set_workload_version(current.falco_version)
         driver.note_start_failure(layout, config.driver, self._why_down)
-        engine_kind = driver.ready_engine(layout, config.driver, current, operator_action)
+        engine_kind = driver.ready_engine(
+            layout, config.driver, current, operator_action, self._progress
+        )
         if engine_kind is None:
             return None
         synced = repo_secrets.sync_if_due(
-            layout, config.repo_settings, self.model, self.app.name, self.clock(), sync_now
+            layout,
+            config.repo_settings,
+            self.model,
+            self.app.name,
+            self.clock(),
+            sync_now,
+            self._progress,
         )
         rules = custom_rules.plan(layout, config.custom_rules, synced)
         destination = alert_destination.choose(self.http_endpoint.read(), layout)
@@ -163,6 +173,7 @@ class FalcoCharm(ops.CharmBase):
             operator_action or sync_now,
             self.falco_metrics,
             self.reload_wait_s,
+            self._progress,
         )
         outcome, report = service.apply(layout, inputs, rules, runtime)
         if outcome.problem is not None:
@@ -189,6 +200,11 @@ class FalcoCharm(ops.CharmBase):
         """The digest of the valid options; None when they are invalid."""
         config = self._config
         return ownership.options_digest(config.model_dump_json()) if config else None
+
+    def _progress(self, step: str) -> None:
+        """Say what long step runs now (progress.py): a status only while it runs."""
+        logger.info("%s", step)
+        self.unit.status = ops.MaintenanceStatus(status_line(step))
 
     def _why_down(self) -> journal.Diagnosis | None:
         """Why Falco is down, from its journal; read only when systemd reports it down.

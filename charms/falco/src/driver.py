@@ -20,6 +20,7 @@ import falco_config
 import journal
 import kernel
 import kmod
+import progress
 import records
 from layout import Layout
 from payload import Payload
@@ -89,7 +90,13 @@ def _choose(layout: Layout, setting: str, current: Payload) -> kernel.DriverChoi
     return kernel.choose(setting, layout, current.driver_sources is not None, failed)
 
 
-def ready_engine(layout: Layout, setting: str, current: Payload, retry: bool) -> str | None:
+def ready_engine(
+    layout: Layout,
+    setting: str,
+    current: Payload,
+    retry: bool,
+    report: progress.Report = progress.silent,
+) -> str | None:
     """Return the engine to run for the ``driver`` option, None if none can run yet.
 
     For kmod the module is built first; a failed build is retried only when ``retry`` is
@@ -99,7 +106,7 @@ def ready_engine(layout: Layout, setting: str, current: Payload, retry: bool) ->
     choice = _choose(layout, setting, current)
     if choice.engine_kind == kernel.KMOD and sources is not None:
         try:
-            kmod.ensure_module(layout, sources, kernel.kernel_release(layout), retry)
+            kmod.ensure_module(layout, sources, kernel.kernel_release(layout), retry, report)
         except kmod.KmodError as exc:
             logger.error("cannot build the Falco kernel module: %s", exc)
             return None

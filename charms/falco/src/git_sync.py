@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import progress
 import records
 from layout import Layout
 from messages import shorten
@@ -405,6 +406,7 @@ def sync(
     settings: Settings,
     credentials: Callable[[Settings], Credentials],
     now: float,
+    report: progress.Report = progress.silent,
 ) -> SyncRecord:
     """Fetch now and record the outcome; the previous commit stays when the fetch fails.
 
@@ -421,7 +423,11 @@ def sync(
         secrets = credentials(settings)
         # Only a repository that gave us a commit is worth fetching into incrementally.
         _prepare(layout, fresh=previous.commit is None)
-        commit, kind = _fetch(layout, settings, secrets)
+        # Announced only the first time: a later fetch is incremental and shallow.
+        announce = report if previous.commit is None else progress.silent
+        what = f"fetching custom-config-repository {repository.fetch_url}"
+        with progress.step(announce, what):
+            commit, kind = _fetch(layout, settings, secrets)
     except SyncError as exc:
         outcome = dataclasses.replace(
             previous, source=settings.source, attempted_at=now, error=str(exc)
@@ -447,6 +453,7 @@ def ensure(
     credentials: Callable[[Settings], Credentials],
     now: float,
     force: bool = False,
+    report: progress.Report = progress.silent,
 ) -> SyncRecord | None:
     """Sync if due (or ``force``); return the sync state, None without a repository."""
     if settings is None:
@@ -454,7 +461,7 @@ def ensure(
         return None
     record = read_record(layout)
     if force or is_due(record, settings, now):
-        return sync(layout, settings, credentials, now)
+        return sync(layout, settings, credentials, now, report)
     return record
 
 

@@ -13,6 +13,7 @@ import re
 
 import git_sync
 import ops
+import progress
 from git_sync import DEFAULT_HTTPS_USER, Credentials, Settings, SyncError, SyncRecord
 from layout import Layout
 from repository import SSH
@@ -78,10 +79,11 @@ def sync_if_due(
     app: str,
     now: float,
     force: bool = False,
+    report: progress.Report = progress.silent,
 ) -> SyncRecord | None:
     """Fetch the repository if due (or ``force``); return its sync state, None without one.
 
     The secrets are read only if a fetch actually happens.
     """
     read_secrets = functools.partial(credentials, model, app)
-    return git_sync.ensure(layout, settings, read_secrets, now, force=force)
+    return git_sync.ensure(layout, settings, read_secrets, now, force=force, report=report)

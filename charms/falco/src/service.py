@@ -39,6 +39,7 @@ import coexistence
 import custom_rules
 import falco_cli
 import falco_config
+import progress
 import records
 import reload_check
 import rule_store
@@ -102,6 +103,8 @@ class Runtime:
     # What the Falco listening on a port runs (its /metrics), to confirm a hot reload.
     running_files: Callable[[int], reload_check.Running | None] = reload_check.scrape
     reload_wait_s: float = reload_check.WAIT_S
+    # Announces a long step (progress).
+    report: progress.Report = progress.silent
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ def _rules_problem(layout: Layout, desired: Desired) -> str | None:
     return f"{culprit}: {verdict.message}" + (f" ({item})" if item else "")
 
 
-def _check(layout: Layout, desired: Desired, record: Path) -> str | None:
+def _check(layout: Layout, desired: Desired, record: Path, runtime: Runtime) -> str | None:
     """Stage ``desired`` and check it with its binary; return the problem, if any.
 
     Validation happens before anything goes live, so the running Falco keeps its files when
@@ -321,13 +324,15 @@ def _check(layout: Layout, desired: Desired, record: Path) -> str | None:
         return str(recorded.get("reason"))
     rule_store.ensure_written(layout, desired.rule_set)
     _write(layout.staged_config_file, desired.config_text)
-    problem = _rules_problem(layout, desired) if desired.checked_rules else None
-    if problem is None:
-        check = falco_cli.dry_run(desired.falco_binary, layout.staged_config_file)
-        if check.ok:
-            record.unlink(missing_ok=True)
-            return None
-        problem = f"falco --dry-run rejected the rendered falco.yaml: {check.message}"
+    checked = "the custom rules and falco.yaml" if desired.checked_rules else "falco.yaml"
+    with progress.step(runtime.report, f"validating {checked} with Falco"):
+        problem = _rules_problem(layout, desired) if desired.checked_rules else None
+        if problem is None:
+            check = falco_cli.dry_run(desired.falco_binary, layout.staged_config_file)
+            if check.ok:
+                record.unlink(missing_ok=True)
+                return None
+            problem = f"falco --dry-run rejected the rendered falco.yaml: {check.message}"
     layout.staged_config_file.unlink(missing_ok=True)
     records.write(record, {"sha256": fingerprint, "reason": problem})
     return problem
@@ -405,7 +410,7 @@ def converge(
     of ``desired`` are new and Falco refuses them, the service converges to ``fallback``.
     """
     if fallback is not None and fallback.config_text != desired.config_text:
-        problem = _check(layout, desired, layout.rules_rejection)
+        problem = _check(layout, desired, layout.rules_rejection, runtime)
         if problem is None:
             outcome = _apply(layout, desired, runtime)
             if outcome.problem is None:
@@ -425,7 +430,7 @@ def _converge(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
         # What runs is what is wanted, so an earlier refusal is no longer current.
         _rejection_path(layout).unlink(missing_ok=True)
         return _recover(layout, desired, runtime)
-    problem = _check(layout, desired, _rejection_path(layout))
+    problem = _check(layout, desired, _rejection_path(layout), runtime)
     if problem is not None:
         return dataclasses.replace(_recover(layout, desired, runtime), problem=problem)
     return _apply(layout, desired, runtime)

@@ -468,3 +468,25 @@ def test_the_rule_set_record_is_private_to_root(rig: Rig) -> None:
 
     assert record.stat().st_mode & 0o777 == 0o600
     assert record.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_first_fetch_and_the_validation_are_said_in_the_status(rig: Rig) -> None:
+    """arrange: a branch. act: install, then a due sync with new rules. assert: statuses.
+
+    The first fetch (a clone: it may be long) is said, a later incremental one is not; the
+    validation of new rules is said each time.
+    """
+    out = rig.install("main")
+    steps = [s.message for s in rig.ctx.unit_status_history if s.name == "maintenance"]
+    assert f"fetching custom-config-repository ssh://git@{REPO_HOST}/org/falco-rules.git" in (
+        steps
+    )
+    assert steps[-1] == "validating the custom rules and falco.yaml with Falco"
+    rig.ctx.unit_status_history.clear()
+    rig.repo.commit({"rules.d/20-more.yaml": rule("More")})
+    rig.clock.advance(15)
+
+    rig.ctx.run(rig.ctx.on.update_status(), out)
+
+    steps = [s.message for s in rig.ctx.unit_status_history if s.name == "maintenance"]
+    assert steps == ["validating the custom rules and falco.yaml with Falco"]

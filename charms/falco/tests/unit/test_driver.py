@@ -299,3 +299,28 @@ def test_auto_does_not_alternate_when_kmod_fails_too(
     out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"driver": "kmod"}))
     out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"driver": "auto"}))
     assert engine(machine) == "modern_ebpf"
+
+
+def test_long_steps_are_said_in_the_status_while_they_run(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: a fresh machine, driver=kmod. act: install, then update-status.
+
+    assert: each long step showed as a maintenance status before it ran, in order; a hook
+    that runs none shows none.
+    """
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "kmod"}))
+
+    steps = [s.message for s in ctx.unit_status_history if s.name == "maintenance"]
+    assert len(steps) == 4
+    assert steps[0].startswith("unpacking the Falco payload (") and steps[0].endswith(
+        " MB, bundled)"
+    )
+    assert steps[1:] == [
+        "installing dkms and linux-headers-6.8.0-45-generic with apt",
+        "building the Falco kernel module for 6.8.0-45-generic (dkms)",
+        "validating falco.yaml with Falco",
+    ]
+    ctx.unit_status_history.clear()
+    ctx.run(ctx.on.update_status(), out)
+    assert [s for s in ctx.unit_status_history if s.name == "maintenance"] == []
