@@ -33,7 +33,7 @@ APT_PACKAGES := git logrotate openssh-server openssl prometheus systemd \
 	debootstrap systemd-container
 APT_COMMANDS := git logrotate sshd openssl promtool systemd-analyze debootstrap systemd-nspawn
 
-.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
+.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz falco-checksums \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo
 
 help:  ## Show the targets.
@@ -101,12 +101,21 @@ charmcraft-check: deps  ## Validate both charmcraft.yaml files with charmcraft i
 	for charm in $(CHARMS); do \
 	  (cd charms/$$charm && $(UV) tool run --quiet --from charmcraft==$(CHARMCRAFT_VERSION) \
 	     charmcraft expand-extensions >/dev/null 2>charmcraft.err || { cat charmcraft.err; rm -f charmcraft.err; exit 1; }; \
-	   rm -f charmcraft.err; echo "charmcraft expand-extensions: $$charm ok"); \
+	   rm -f charmcraft.err; echo "charmcraft expand-extensions: $$charm ok"; \
+	   $(UV) tool run --quiet --from charmcraft==$(CHARMCRAFT_VERSION) \
+	     python ../../scripts/charmcraft_parts.py charmcraft.yaml; \
+	   echo "parts on every platform: $$charm ok"); \
 	done
 
 fmt: deps  ## Format and auto-fix everything.
 	$(UV) run ruff format . && $(UV) run ruff check --fix .
 	for charm in $(CHARMS); do (cd charms/$$charm && $(UV) run ruff format . && $(UV) run ruff check --fix .); done
+
+# The Falco release whose tarballs the falco charm bundles (charms/falco/charmcraft.yaml).
+FALCO_VERSION := 0.44.1
+
+falco-checksums:  ## Print falco-payload's source-checksum lines: downloads each Falco tarball and its .asc and checks the signature with Falco's key (needs falco.org; fails without it).
+	charms/falco/scripts/payload-checksums.sh $(FALCO_VERSION)
 
 pack:  ## Pack both charms (on a host with charmcraft and LXD).
 	for charm in $(CHARMS); do (cd charms/$$charm && charmcraft pack); done

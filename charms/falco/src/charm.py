@@ -104,7 +104,13 @@ class FalcoCharm(ops.CharmBase):
             why = [status.message for status in self._observed_status()]
             event.fail(f"rules not applied: {(why or ['see juju status'])[0]}")
             return
-        event.set_results(report.action_results())
+        running = payload.installed(self._layout)
+        if running is not None:
+            # Which Falco runs, down to the tarball's digest (charmcraft.yaml pins it).
+            results = {"falco-version": running.falco_version, "payload-sha256": running.sha256}
+            event.set_results({**report.action_results(), **results})
+        else:
+            event.set_results(report.action_results())
         if report.problem:
             event.fail(report.problem)
 
@@ -149,6 +155,7 @@ class FalcoCharm(ops.CharmBase):
             return None
         if new:
             self.unit.set_workload_version(current.falco_version)
+            logger.info("Falco %s from payload sha256 %s", current.falco_version, current.sha256)
         driver.note_start_failure(layout, config.driver, self._why_down)
         engine_kind = driver.ready_engine(
             layout, config.driver, current, operator_action, self._progress
