@@ -54,7 +54,6 @@ class FalcoCharm(ops.CharmBase):
     reload_wait_s = reload_check.WAIT_S
     _config_problem = ""
     _leaving = False
-    _diagnosed: tuple[systemd_facts.UnitFacts, journal.Diagnosis | None] | None = None
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -104,13 +103,7 @@ class FalcoCharm(ops.CharmBase):
             why = [status.message for status in self._observed_status()]
             event.fail(f"rules not applied: {(why or ['see juju status'])[0]}")
             return
-        running = payload.installed(self._layout)
-        if running is not None:
-            # Which Falco runs, down to the tarball's digest (charmcraft.yaml pins it).
-            results = {"falco-version": running.falco_version, "payload-sha256": running.sha256}
-            event.set_results({**report.action_results(), **results})
-        else:
-            event.set_results(report.action_results())
+        event.set_results({**report.action_results(), **payload.results(self._layout)})
         if report.problem:
             event.fail(report.problem)
 
@@ -143,8 +136,7 @@ class FalcoCharm(ops.CharmBase):
         config, layout = self._config, self._layout
         if config is None:
             return None
-        options = ownership.options_digest(config.model_dump_json())
-        ownership.record_options(layout, self._ownership, options)
+        ownership.record_options(layout, self._ownership, self._options)
         # Published whether Falco runs or not: a failing scrape is what raises FalcoDown.
         self.cos_agent.publish(config.metrics_port, self._topology, rebuild=refresh_payload)
         alert_log.ensure_rotation(layout, config.alert_log)
@@ -213,21 +205,13 @@ class FalcoCharm(ops.CharmBase):
         logger.info("%s", step)
         self.unit.status = ops.MaintenanceStatus(status_line(step))
 
-    def _why_down(self) -> journal.Diagnosis | None:
-        """Why Falco is down, from its journal; read only when systemd reports it down.
+    @functools.cached_property
+    def _journal(self) -> journal.WhyDown:
+        """Why Falco is down, read from its journal only when systemd reports it down."""
+        return journal.WhyDown(self._unit_probe)
 
-        Read once per state systemd reported (the reconcile may start Falco in between),
-        and Falco's own lines go to the charm's log each time.
-        """
-        facts = self._unit_probe.facts()
-        if facts.running:
-            return None
-        if self._diagnosed is None or self._diagnosed[0] is not facts:
-            why = journal.diagnose(journal.read_lines())
-            if why is not None:
-                logger.warning("Falco is %s: %s", facts.state, "\n".join(why.lines))
-            self._diagnosed = (facts, why)
-        return self._diagnosed[1]
+    def _why_down(self) -> journal.Diagnosis | None:
+        return self._journal.diagnosis()
 
     @functools.cached_property
     def _topology(self) -> falco_config.Topology:

@@ -12,6 +12,7 @@ line as it is.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from falco_cli import FATAL, LOG_TIME
 from kernel import KMOD, MODERN_EBPF
 from layout import SERVICE_NAME
 from messages import shorten_middle
+from systemd_facts import UnitFacts, UnitProbe
 
 JOURNAL_LINES = 50
 JOURNAL_TIMEOUT_S = 60
@@ -30,6 +32,7 @@ QUOTED = 150
 # A cause that condemns whichever engine was opening (the engine is not in the line).
 ANY_ENGINE = "*"
 _NOISE = re.compile(r"^(?:\[libs\]: |Error: |Runtime error: )+")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,3 +149,27 @@ def diagnose(lines: list[str]) -> Diagnosis | None:
     if fatal:
         return Diagnosis(shorten_middle(_clean(fatal[-1]), QUOTED), (fatal[-1],))
     return None
+
+
+class WhyDown:
+    """Why the unit's Falco is down, for one hook: the journal is read only when it is.
+
+    Read again only when systemd's state was read again (the hook started Falco in between);
+    Falco's own lines go to the charm's log each time they are read.
+    """
+
+    def __init__(self, unit: UnitProbe) -> None:
+        self._unit = unit
+        self._read: tuple[UnitFacts, Diagnosis | None] | None = None
+
+    def diagnosis(self) -> Diagnosis | None:
+        """Return why Falco is down; None while it runs or when the journal does not say."""
+        facts = self._unit.facts()
+        if facts.running:
+            return None
+        if self._read is None or self._read[0] is not facts:
+            why = diagnose(read_lines())
+            if why is not None:
+                logger.warning("Falco is %s: %s", facts.state, "\n".join(why.lines))
+            self._read = (facts, why)
+        return self._read[1]

@@ -118,9 +118,9 @@ def resolve(layout: Layout, unit: str) -> Ownership:
     return Ownership(unit, current)
 
 
-def record_options(layout: Layout, ownership: Ownership, options: str) -> None:
+def record_options(layout: Layout, ownership: Ownership, options: str | None) -> None:
     """Record the digest of the options the owner applies (written only when it changes)."""
-    if ownership.mine:
+    if ownership.mine and options is not None:
         records.write(layout.owner_record, {"unit": ownership.unit, "options": options})
 
 

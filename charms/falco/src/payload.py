@@ -273,3 +273,11 @@ def prune(layout: Layout, keep: Payload) -> list[Path]:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
     return removed
+
+
+def results(layout: Layout) -> dict[str, str]:
+    """Return which Falco runs, down to its tarball's digest, for an action's results."""
+    running = installed(layout)
+    if running is None:
+        return {}
+    return {"falco-version": running.falco_version, "payload-sha256": running.sha256}
