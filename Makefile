@@ -26,17 +26,18 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export PATH := $(TOOLS)/bin:$(PATH)
 
 # Debian packages the component tests drive for real (installed when running as root): the
-# tools, the libraries the real Falco of ../shared/workloads links against, what boots
-# a real systemd in a container for the falco unit (debootstrap, systemd-nspawn), what
-# gives the real Falcosidekick a network namespace of its own (unshare, ip), and the real
-# Alertmanager its Alertmanager output posts to.
-APT_PACKAGES := git logrotate openssh-server prometheus systemd \
+# tools (openssl hashes CA certificates the way a trust store names them), the libraries
+# the real Falco of ../shared/workloads links against, what boots a real systemd in a
+# container for the falco unit (debootstrap, systemd-nspawn), what gives the real
+# Falcosidekick a network namespace of its own (unshare, ip), and the real Alertmanager its
+# Alertmanager output posts to.
+APT_PACKAGES := git logrotate openssh-server openssl prometheus systemd \
 	libcurl4 zlib1g libelf1 libjsoncpp25 libre2-9 libtbb12 libssl3 \
 	debootstrap systemd-container util-linux iproute2 prometheus-alertmanager
-APT_COMMANDS := git logrotate sshd promtool systemd-analyze debootstrap systemd-nspawn \
+APT_COMMANDS := git logrotate sshd openssl promtool systemd-analyze debootstrap systemd-nspawn \
 	unshare ip prometheus-alertmanager
 
-.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz \
+.PHONY: help test lint fmt vendor check-vendor charmcraft-check pack integration deps apt-deps bench docs fuzz falco-checksums \
 	$(addprefix test-,$(CHARMS)) $(addprefix lint-,$(CHARMS)) test-repo lint-repo
 
 help:  ## Show the targets.
@@ -104,12 +105,21 @@ charmcraft-check: deps  ## Validate both charmcraft.yaml files with charmcraft i
 	for charm in $(CHARMS); do \
 	  (cd charms/$$charm && $(UV) tool run --quiet --from charmcraft==$(CHARMCRAFT_VERSION) \
 	     charmcraft expand-extensions >/dev/null 2>charmcraft.err || { cat charmcraft.err; rm -f charmcraft.err; exit 1; }; \
-	   rm -f charmcraft.err; echo "charmcraft expand-extensions: $$charm ok"); \
+	   rm -f charmcraft.err; echo "charmcraft expand-extensions: $$charm ok"; \
+	   $(UV) tool run --quiet --from charmcraft==$(CHARMCRAFT_VERSION) \
+	     python ../../scripts/charmcraft_parts.py charmcraft.yaml; \
+	   echo "parts on every platform: $$charm ok"); \
 	done
 
 fmt: deps  ## Format and auto-fix everything.
 	$(UV) run ruff format . && $(UV) run ruff check --fix .
 	for charm in $(CHARMS); do (cd charms/$$charm && $(UV) run ruff format . && $(UV) run ruff check --fix .); done
+
+# The Falco release whose tarballs the falco charm bundles (charms/falco/charmcraft.yaml).
+FALCO_VERSION := 0.44.1
+
+falco-checksums:  ## Print falco-payload's source-checksum lines: downloads each Falco tarball and its .asc and checks the signature with Falco's key (needs falco.org; fails without it).
+	charms/falco/scripts/payload-checksums.sh $(FALCO_VERSION)
 
 pack:  ## Pack both charms (on a host with charmcraft and LXD).
 	for charm in $(CHARMS); do (cd charms/$$charm && charmcraft pack); done

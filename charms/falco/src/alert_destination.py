@@ -44,7 +44,8 @@ def _last_known_good(layout: Layout) -> tuple[HttpDestination | None, str | None
         except OSError:
             ca_pem = None
     ca_file = layout.http_ca_file if ca_pem is not None else None
-    return HttpDestination(url=str(http["url"]), ca_file=ca_file), ca_pem
+    destination = HttpDestination(str(http["url"]), ca_file, layout.system_ca_dir)
+    return destination, ca_pem
 
 
 def choose(reading: EndpointReading, layout: Layout) -> Destination:
@@ -55,7 +56,7 @@ def choose(reading: EndpointReading, layout: Layout) -> Destination:
         _, endpoint = sorted(reading.endpoints.items())[0]
         ca_file = layout.http_ca_file if endpoint.ca_cert else None
         return Destination(
-            http=HttpDestination(url=endpoint.url, ca_file=ca_file),
+            http=HttpDestination(endpoint.url, ca_file, layout.system_ca_dir),
             ca_pem=endpoint.ca_cert,
             pending=pending,
             rejected=rejected,

@@ -20,11 +20,15 @@ import custom_rules
 import driver
 import falco_config
 import health
+import journal
 import kmod
 import ops
+import ownership
 import payload
+import reload_check
 import repo_secrets
 import service
+import systemd_facts
 from cos_agent import CosAgentProvider
 from falcosidekick_http_endpoint import HttpEndpointRequirer
 from layout import Layout
@@ -45,7 +49,11 @@ class FalcoCharm(ops.CharmBase):
     # runs on this clock; tests move both.
     filesystem_root = Path("/")
     clock = staticmethod(time.time)
+    # Where the charm reads what Falco runs (its /metrics), and how long it waits for it.
+    falco_metrics = staticmethod(reload_check.scrape)
+    reload_wait_s = reload_check.WAIT_S
     _config_problem = ""
+    _leaving = False
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -87,22 +95,30 @@ class FalcoCharm(ops.CharmBase):
         self._reconcile(sync_now=True)
 
     def _on_refresh_rules_action(self, event: ops.ActionEvent) -> None:
+        if not self._ownership.mine:
+            event.fail(f"this unit does not run Falco: {self._ownership.owner} does")
+            return
         report = self._reconcile(sync_now=True)
         if report is None:
             why = [status.message for status in self._observed_status()]
             event.fail(f"rules not applied: {(why or ['see juju status'])[0]}")
             return
-        event.set_results(report.action_results())
+        event.set_results({**report.action_results(), **payload.results(self._layout)})
         if report.problem:
             event.fail(report.problem)
 
     def _on_stop(self, _: ops.StopEvent) -> None:
-        service.stop_and_forget(self._layout)
+        # Stop comes before remove: Falco stays for the falco units that stay (ownership).
+        self._leaving = True
+        if not ownership.others_alive(self._layout, self.unit.name):
+            service.stop_and_forget(self._layout)
 
     def _on_remove(self, _: ops.RemoveEvent) -> None:
-        service.stop_and_forget(self._layout)
-        kmod.remove(self._layout)
-        service.purge(self._layout)
+        self._leaving = True
+        if ownership.leave(self._layout, self.unit.name):
+            service.stop_and_forget(self._layout)
+            kmod.remove(self._layout)
+            service.purge(self._layout)
 
     def _reconcile(
         self, refresh_payload: bool = False, operator_action: bool = False, sync_now: bool = False
@@ -112,27 +128,53 @@ class FalcoCharm(ops.CharmBase):
         Every early return leaves what runs untouched; collect-status explains why. Returns
         what the custom rules came to, or None if it stopped before applying them.
         """
+        if not self._ownership.mine:
+            # Another falco unit runs this machine's Falco: nothing here is ours to change,
+            # and its metrics are scraped through the owner (else twice, under two units).
+            self.cos_agent.withdraw()
+            return None
         config, layout = self._config, self._layout
         if config is None:
             return None
+        ownership.record_options(layout, self._ownership, self._options)
         # Published whether Falco runs or not: a failing scrape is what raises FalcoDown.
         self.cos_agent.publish(config.metrics_port, self._topology, rebuild=refresh_payload)
         alert_log.ensure_rotation(layout, config.alert_log)
-        current, new = payload.select(layout, refresh_payload, self._payload_source)
+        current, new = payload.select(
+            layout, refresh_payload, self._payload_source, self._progress
+        )
         if current is None:
             return None
         if new:
             self.unit.set_workload_version(current.falco_version)
-        engine_kind = driver.ready_engine(layout, config.driver, current, operator_action)
+            logger.info("Falco %s from payload sha256 %s", current.falco_version, current.sha256)
+        driver.note_start_failure(layout, config.driver, self._why_down)
+        engine_kind = driver.ready_engine(
+            layout, config.driver, current, operator_action, self._progress
+        )
         if engine_kind is None:
             return None
         synced = repo_secrets.sync_if_due(
-            layout, config.repo_settings, self.model, self.app.name, self.clock(), sync_now
+            layout,
+            config.repo_settings,
+            self.model,
+            self.app.name,
+            self.clock(),
+            sync_now,
+            self._progress,
         )
         rules = custom_rules.plan(layout, config.custom_rules, synced)
         destination = alert_destination.choose(self.http_endpoint.read(), layout)
         inputs = service.Inputs(config, current, engine_kind, self._topology, destination)
-        outcome, report = service.apply(layout, inputs, rules)
+        runtime = service.Runtime(
+            self._unit_probe,
+            self.clock(),
+            operator_action or sync_now,
+            self.falco_metrics,
+            self.reload_wait_s,
+            self._progress,
+        )
+        outcome, report = service.apply(layout, inputs, rules, runtime)
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
             return None
@@ -141,6 +183,35 @@ class FalcoCharm(ops.CharmBase):
         for stale in payload.prune(layout, keep=current):
             logger.info("removed the replaced payload %s", stale)
         return report
+
+    @functools.cached_property
+    def _unit_probe(self) -> systemd_facts.UnitProbe:
+        """The Falco service's state in systemd, read at most once per hook unless acted on."""
+        return systemd_facts.UnitProbe()
+
+    @functools.cached_property
+    def _ownership(self) -> ownership.Ownership:
+        """Which falco unit runs Falco on this machine, claimed by this one if none does."""
+        return ownership.resolve(self._layout, self.unit.name)
+
+    @property
+    def _options(self) -> str | None:
+        """The digest of the valid options; None when they are invalid."""
+        config = self._config
+        return ownership.options_digest(config.model_dump_json()) if config else None
+
+    def _progress(self, step: str) -> None:
+        """Say what long step runs now (progress.py): a status only while it runs."""
+        logger.info("%s", step)
+        self.unit.status = ops.MaintenanceStatus(status_line(step))
+
+    @functools.cached_property
+    def _journal(self) -> journal.WhyDown:
+        """Why Falco is down, read from its journal only when systemd reports it down."""
+        return journal.WhyDown(self._unit_probe)
+
+    def _why_down(self) -> journal.Diagnosis | None:
+        return self._journal.diagnosis()
 
     @functools.cached_property
     def _topology(self) -> falco_config.Topology:
@@ -171,16 +242,23 @@ class FalcoCharm(ops.CharmBase):
         return payload.source(attached, self.charm_dir / BUNDLED_PAYLOAD)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        if self._leaving:
+            return
         for status in self._observed_status():
             event.add_status(status)
         event.add_status(ops.ActiveStatus())
 
     def _observed_status(self) -> list[ops.StatusBase]:
         """Return what is wrong or worth knowing, from facts observed on the machine."""
+        if not self._ownership.mine:
+            differ = ownership.options_differ(self._layout, self._options)
+            return [ops.StatusBase.from_name(*ownership.status(self._ownership, differ))]
         config = self._config
         if config is None:
             return [ops.BlockedStatus(status_line(self._config_problem))]
-        found = health.findings(self._layout, config.driver, self.http_endpoint.read())
+        service_state = health.ServiceState(self._unit_probe.facts(), self._why_down())
+        options = health.Options(config.driver, config.metrics_port)
+        found = health.findings(self._layout, options, self.http_endpoint.read(), service_state)
         return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 
 

@@ -103,7 +103,20 @@ class CosAgentProvider(ops.Object):
         if not relations:
             return False
         content = cos_content.content(self._layout, dataclasses.asdict(topology), rebuild)
-        wanted = unit_config(content, scrape_jobs(topology.application, metrics_port))
+        return self._write(unit_config(content, scrape_jobs(topology.application, metrics_port)))
+
+    def withdraw(self) -> bool:
+        """Publish nothing to scrape and no rules or dashboards; True if a bag was written.
+
+        For a unit that does not run this machine's Falco (ownership): the unit that does
+        publishes it, so that its series are not scraped twice under two unit names.
+        """
+        if not self._charm.model.relations[self._relation_name]:
+            return False
+        return self._write(unit_config({}, []))
+
+    def _write(self, wanted: dict[str, Any]) -> bool:
+        relations = self._charm.model.relations[self._relation_name]
         changed = False
         for relation in relations:
             databag = relation.data[self._charm.unit]

@@ -1,27 +1,18 @@
-"""Custom rules and config overrides: collect, vet, and lay out as immutable rule sets. No Ops.
+"""Custom rules and config overrides: collect, vet, plan and report. No Ops.
 
 Falco loads, in this order: its default rules, the repository's ``rules.d/*.yaml|yml`` (by
 name), then the ``custom-rules`` option, so a later file can override or extend anything
 before it. The repository's ``config.override.d/*.yaml|yml`` are not handed to Falco: the
 charm merges them into the one falco.yaml it renders, after checking that they only touch
 keys an override may change (``OVERRIDABLE``). Outputs and their CA, listeners, the engine,
-plugins and which files are loaded stay the charm's.
-
-A rule set lives in a directory named by its content digest under ``/etc/juju-falco/rules``
-and is never modified; falco.yaml lists its files one by one. Switching rule sets is thus one
-atomic replacement of falco.yaml, which Falco's watcher turns into exactly one reload: rule
-files are never edited in place and the rules directories are not watched folders. The
-previous rule set stays on disk until the next change, because Falco may still be watching
-its files while it reloads, and deleting them then would start a second reload.
+plugins and which files are loaded stay the charm's. How rule sets are kept on disk is
+``rule_store``'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import falco_config
@@ -30,12 +21,8 @@ import records
 import yaml
 from git_sync import SyncRecord, TreeEntry
 from layout import Layout
+from rule_store import OVERRIDES_DIR, RULES_DIR, SUFFIXES, RuleSet, SourceFile, live, rules_files
 
-RULES_DIR = "rules.d"
-OVERRIDES_DIR = "config.override.d"
-SUFFIXES = (".yaml", ".yml")
-INLINE_FILE = "custom-rules.yaml"
-INLINE_NAME = "custom-rules option"
 MAX_FILE_BYTES = 1 << 20
 # File names become names on this machine's disk; keep well inside NAME_MAX (255 bytes).
 MAX_NAME_BYTES = 200
@@ -71,49 +58,6 @@ OPTION_FOR = {
 
 class ContentError(Exception):
     """The repository's content cannot be used; ``str()`` names the file and the problem."""
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One file of a rule set, named as the operator knows it (``rules.d/x.yaml``)."""
-
-    name: str
-    text: str
-
-
-@dataclass(frozen=True)
-class RuleSet:
-    """Everything custom that Falco runs with: repository rules, overrides, inline rules."""
-
-    repo_rules: tuple[SourceFile, ...] = ()
-    overrides: tuple[SourceFile, ...] = ()
-    inline: str = ""
-
-    def files(self) -> list[SourceFile]:
-        """Every file of the set, inline rules last."""
-        inline = [SourceFile(INLINE_FILE, self.inline)] if self.inline.strip() else []
-        return [*self.repo_rules, *self.overrides, *inline]
-
-    @property
-    def empty(self) -> bool:
-        """Whether there is nothing custom at all."""
-        return not self.files()
-
-    @property
-    def digest(self) -> str:
-        """The content digest that names the set's directory."""
-        sha = hashlib.sha256()
-        for source in self.files():
-            sha.update(f"{source.name}\0{len(source.text)}\0{source.text}".encode())
-        return sha.hexdigest()
-
-
-@dataclass(frozen=True)
-class RulesFile:
-    """A rules file Falco loads: where it is, and the name to show the operator."""
-
-    name: str
-    path: Path
 
 
 # ------------------------------------------------------------------------------ collecting
@@ -222,99 +166,6 @@ def override_document(source: SourceFile) -> dict[str, Any]:
     _check_drops(source.name, data.get("syscall_event_drops"))
     _check_append_output(source.name, data.get("append_output"))
     return data
-
-
-# ------------------------------------------------------------------------------ on disk
-def directory(layout: Layout, rule_set: RuleSet) -> Path:
-    """Return where ``rule_set`` lives (it may not exist yet)."""
-    return layout.rules_root / rule_set.digest[:16]
-
-
-def ensure_written(layout: Layout, rule_set: RuleSet) -> Path | None:
-    """Write ``rule_set`` once (its directory never changes afterwards); None if empty."""
-    if rule_set.empty:
-        return None
-    final = directory(layout, rule_set)
-    if final.is_dir():
-        return final
-    scratch = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(scratch, ignore_errors=True)
-    # rules.d exists even when empty: falco.yaml always lists it, which is also how the
-    # charm finds the running rule set again.
-    (scratch / RULES_DIR).mkdir(parents=True)
-    for source in rule_set.files():
-        path = scratch / source.name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(source.text)
-        path.chmod(0o644)
-    # Whole or absent: the directory only gets its name once every file is written.
-    scratch.rename(final)
-    return final
-
-
-def load_paths(layout: Layout, rule_set: RuleSet) -> list[Path]:
-    """Return what falco.yaml lists after the default rules, in load order.
-
-    The repository rules are listed as their folder, which Falco reads in name order (the
-    order the charm validates them in); the folder never changes once written.
-    """
-    if rule_set.empty:
-        return []
-    base = directory(layout, rule_set)
-    inline = [base / INLINE_FILE] if rule_set.inline.strip() else []
-    return [base / RULES_DIR, *inline]
-
-
-def rules_files(layout: Layout, rule_set: RuleSet) -> list[RulesFile]:
-    """Return each rules file Falco loads from ``rule_set``, in load order."""
-    base = directory(layout, rule_set)
-    found = [RulesFile(source.name, base / source.name) for source in rule_set.repo_rules]
-    if rule_set.inline.strip():
-        found.append(RulesFile(INLINE_NAME, base / INLINE_FILE))
-    return found
-
-
-def _read_dir(base: Path, name: str) -> tuple[SourceFile, ...]:
-    folder = base / name
-    if not folder.is_dir():
-        return ()
-    return tuple(
-        SourceFile(f"{name}/{path.name}", path.read_text())
-        for path in sorted(folder.iterdir())
-        if path.name.endswith(SUFFIXES)
-    )
-
-
-def live(layout: Layout) -> RuleSet:
-    """Return the rule set the running falco.yaml loads (last known good), or an empty one."""
-    try:
-        current = falco_config.parse(layout.config_file.read_text()) or {}
-    except OSError:
-        return RuleSet()
-    for entry in current.get("rules_files") or []:
-        try:
-            relative = Path(str(entry)).relative_to(layout.rules_root)
-        except ValueError:
-            continue
-        base = layout.rules_root / relative.parts[0]
-        inline = base / INLINE_FILE
-        return RuleSet(
-            repo_rules=_read_dir(base, RULES_DIR),
-            overrides=_read_dir(base, OVERRIDES_DIR),
-            inline=inline.read_text() if inline.is_file() else "",
-        )
-    return RuleSet()
-
-
-def prune(layout: Layout, keep: set[Path]) -> list[Path]:
-    """Delete rule set directories not in ``keep``; return what was deleted."""
-    removed = []
-    if layout.rules_root.is_dir():
-        for entry in sorted(layout.rules_root.iterdir()):
-            if entry not in keep:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
-    return removed
 
 
 def override_documents(rule_set: RuleSet) -> list[dict[str, Any]]:

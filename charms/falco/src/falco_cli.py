@@ -27,8 +27,8 @@ VERSION_TIMEOUT_S = 60
 DRY_RUN_TIMEOUT_S = 180
 VALIDATE_TIMEOUT_S = 180
 # Falco's log lines (log_stderr) start with a timestamp; a status does not need it.
-_LOG_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}: ")
-_FATAL = ("Error:", "Runtime error:")
+LOG_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}: ")
+FATAL = ("Error:", "Runtime error:")
 # After "Error: <file>: Invalid", Falco prints where, a snippet, then the reason as
 # "LOAD_ERR_<CODE> (<description>): <message>".
 _LOAD_ERROR = re.compile(r"^LOAD_ERR_\w+ \(.+?\): (.+)$")
@@ -77,13 +77,13 @@ def _error_line(stderr: str, returncode: int, config_file: Path | None = None) -
     The path of ``config_file`` is left out: the charm's staged config means nothing to
     an operator.
     """
-    lines = [_LOG_TIME.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [LOG_TIME.sub("", line).strip() for line in stderr.splitlines()]
     lines = [line for line in lines if line]
-    fatal = [index for index, line in enumerate(lines) if line.startswith(_FATAL)]
+    fatal = [index for index, line in enumerate(lines) if line.startswith(FATAL)]
     if not fatal:
         return shorten_middle(lines[-1] if lines else f"exit code {returncode}")
     chosen = lines[fatal[-1]]
-    for prefix in _FATAL:
+    for prefix in FATAL:
         chosen = chosen.removeprefix(prefix)
     chosen = chosen.strip().removesuffix(" Exiting.")
     if chosen.endswith(": Invalid"):

@@ -30,7 +30,6 @@ CONTAINER_PLUGIN_INIT = {"label_max_len": 100, "with_size": False}
 HTTP_MAX_CONSECUTIVE_TIMEOUTS = 5
 # Milliseconds an output may block before Falco logs "all output channels are blocked".
 OUTPUT_TIMEOUT_MS = 2000
-SYSTEM_CA_PATH = "/etc/ssl/certs"
 # The collector scrapes from the same machine: nothing else may reach metrics or healthz.
 WEBSERVER_ADDRESS = "127.0.0.1"
 DEFAULT_METRICS_PORT = 8765
@@ -74,6 +73,8 @@ class HttpDestination:
 
     url: str
     ca_file: Path | None = None
+    # The machine's trust store (OpenSSL's hashed directory).
+    ca_path: Path = Path("/etc/ssl/certs")
 
 
 @dataclass(frozen=True)
@@ -179,11 +180,13 @@ def _http_output(http: HttpDestination | None) -> dict[str, Any]:
         "url": http.url,
         "user_agent": "falcosecurity/falco",
         "insecure": False,
-        # With ca_cert set, libcurl trusts that CA only: exactly the sidekick's issuer.
+        # The CA published on http-endpoint. Falco gives libcurl this file alone, but libcurl
+        # also reads its built-in CA directory: the unit hides the machine's trust store from
+        # Falco while a CA is set (systemd_unit), so that this CA is the only one trusted.
         "ca_cert": str(http.ca_file) if http.ca_file else "",
         "ca_bundle": "",
         # Used by Falco only when ca_cert is empty (a publicly trusted ingress certificate).
-        "ca_path": SYSTEM_CA_PATH,
+        "ca_path": str(http.ca_path),
         "mtls": False,
         "echo": False,
         "compress_uploads": False,

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import progress
 import records
 from layout import Layout
 from messages import shorten
@@ -214,14 +215,18 @@ class _Git:
         where = ["-C", str(self.layout.repo_git_dir)] if in_repository else []
         # Absolute binary, argument list, no shell; arguments are validated above. Its own
         # session, so that a timeout ends ssh too, not only git (ssh would keep the pipes).
-        process = subprocess.Popen(  # noqa: S603
-            [binary, *where, *args],
-            env=self.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            process = subprocess.Popen(  # noqa: S603
+                [binary, *where, *args],
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            # E2BIG (an environment too large), ENOEXEC...: the message names no secret.
+            raise SyncError(f"cannot run git: {exc.strerror}") from exc
         try:
             stdout, stderr = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
@@ -401,6 +406,7 @@ def sync(
     settings: Settings,
     credentials: Callable[[Settings], Credentials],
     now: float,
+    report: progress.Report = progress.silent,
 ) -> SyncRecord:
     """Fetch now and record the outcome; the previous commit stays when the fetch fails.
 
@@ -417,7 +423,11 @@ def sync(
         secrets = credentials(settings)
         # Only a repository that gave us a commit is worth fetching into incrementally.
         _prepare(layout, fresh=previous.commit is None)
-        commit, kind = _fetch(layout, settings, secrets)
+        # Announced only the first time: a later fetch is incremental and shallow.
+        announce = report if previous.commit is None else progress.silent
+        what = f"fetching custom-config-repository {repository.fetch_url}"
+        with progress.step(announce, what):
+            commit, kind = _fetch(layout, settings, secrets)
     except SyncError as exc:
         outcome = dataclasses.replace(
             previous, source=settings.source, attempted_at=now, error=str(exc)
@@ -443,6 +453,7 @@ def ensure(
     credentials: Callable[[Settings], Credentials],
     now: float,
     force: bool = False,
+    report: progress.Report = progress.silent,
 ) -> SyncRecord | None:
     """Sync if due (or ``force``); return the sync state, None without a repository."""
     if settings is None:
@@ -450,7 +461,7 @@ def ensure(
         return None
     record = read_record(layout)
     if force or is_due(record, settings, now):
-        return sync(layout, settings, credentials, now)
+        return sync(layout, settings, credentials, now, report)
     return record
 
 

@@ -77,8 +77,14 @@ def kmod_problem(layout: Layout, has_driver_sources: bool) -> str | None:
     return None
 
 
-def choose(setting: str, layout: Layout, has_driver_sources: bool) -> DriverChoice:
-    """Return the engine for the ``driver`` option ``setting`` on this machine."""
+def choose(
+    setting: str, layout: Layout, has_driver_sources: bool, modern_ebpf_failed: str | None = None
+) -> DriverChoice:
+    """Return the engine for the ``driver`` option ``setting`` on this machine.
+
+    ``modern_ebpf_failed`` is why the modern probe failed at start on this kernel, if it
+    did: ``auto`` then takes kmod.
+    """
     if setting == MODERN_EBPF:
         problem = modern_ebpf_problem(layout)
         if problem:
@@ -90,7 +96,7 @@ def choose(setting: str, layout: Layout, has_driver_sources: bool) -> DriverChoi
             return DriverChoice(None, f"driver kmod: {problem}; try driver=modern_ebpf")
         return DriverChoice(KMOD)
     # auto: the modern probe needs nothing built or loaded, so it is preferred.
-    ebpf_problem = modern_ebpf_problem(layout)
+    ebpf_problem = modern_ebpf_problem(layout) or modern_ebpf_failed
     if ebpf_problem is None:
         return DriverChoice(MODERN_EBPF)
     kmod = kmod_problem(layout, has_driver_sources)

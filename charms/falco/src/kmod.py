@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import progress
 import records
 from layout import Layout
 from messages import shorten
@@ -100,8 +101,11 @@ def failure(layout: Layout) -> str | None:
     return records.field(_failure_path(layout), "reason")
 
 
-def _build(layout: Layout, sources: Path, version: str, release: str) -> None:
-    _install_build_packages(release)
+def _build(
+    layout: Layout, sources: Path, version: str, release: str, report: progress.Report
+) -> None:
+    with progress.step(report, f"installing dkms and linux-headers-{release} with apt"):
+        _install_build_packages(release)
     target = layout.dkms_source_parent / sources.name
     created = not target.exists()
     if created:
@@ -110,7 +114,8 @@ def _build(layout: Layout, sources: Path, version: str, release: str) -> None:
     if previous is not None and previous.version == version:
         created = created or previous.created_sources
     records.write(_record_path(layout), {"version": version, "created_sources": created})
-    build = _run([_tool("dkms"), "install", "-m", MODULE, "-v", version, "-k", release])
+    with progress.step(report, f"building the Falco kernel module for {release} (dkms)"):
+        build = _run([_tool("dkms"), "install", "-m", MODULE, "-v", version, "-k", release])
     if build.returncode != 0:
         raise KmodError(
             f"DKMS could not build {MODULE} {version} for kernel {release}: "
@@ -118,7 +123,13 @@ def _build(layout: Layout, sources: Path, version: str, release: str) -> None:
         )
 
 
-def ensure_module(layout: Layout, sources: Path, release: str, retry: bool) -> bool:
+def ensure_module(
+    layout: Layout,
+    sources: Path,
+    release: str,
+    retry: bool,
+    report: progress.Report = progress.silent,
+) -> bool:
     """Make sure DKMS has built the module in ``sources`` for ``release``; True if it built.
 
     A failed build is recorded and not retried on every hook (it installs packages and
@@ -134,7 +145,7 @@ def ensure_module(layout: Layout, sources: Path, release: str, retry: bool) -> b
     if not retry and recorded.get("attempt") == attempt:
         raise KmodError(str(recorded.get("reason", "the last DKMS build failed")))
     try:
-        _build(layout, sources, version, release)
+        _build(layout, sources, version, release, report)
     except KmodError as exc:
         records.write(_failure_path(layout), {"attempt": attempt, "reason": str(exc)})
         raise

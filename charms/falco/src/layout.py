@@ -21,9 +21,16 @@ class Layout:
     """The charm's files on one machine, rooted at ``root`` ("/" in production)."""
 
     root: Path = Path("/")
+    # Where /proc is, when it is not under ``root`` (a test reading the real one).
+    proc: Path | None = None
 
     def _path(self, absolute: str) -> Path:
         return self.root / absolute.lstrip("/")
+
+    @property
+    def proc_root(self) -> Path:
+        """The processes and sockets of the machine (/proc)."""
+        return self.proc or self._path("/proc")
 
     # --- payload: extracted release tarballs, one directory per tarball digest ---
     @property
@@ -65,6 +72,11 @@ class Layout:
         return self.config_dir / "http-endpoint-ca.pem"
 
     @property
+    def system_ca_dir(self) -> Path:
+        """The machine's trust store (OpenSSL's hashed directory), which the charm only reads."""
+        return self._path("/etc/ssl/certs")
+
+    @property
     def rules_root(self) -> Path:
         """Custom rule sets, one directory per content digest (see custom_rules)."""
         return self.config_dir / "rules"
@@ -89,6 +101,11 @@ class Layout:
     def rules_record(self) -> Path:
         """What the custom rules last came to: commit, files loaded, the current problem."""
         return self.state_dir / "custom-rules.json"
+
+    @property
+    def rule_sets_dir(self) -> Path:
+        """The content of each custom rule set written, kept whole (rule_store)."""
+        return self.state_dir / "rule-sets"
 
     @property
     def rules_rejection(self) -> Path:
@@ -120,6 +137,26 @@ class Layout:
     def repo_record(self) -> Path:
         """The last sync: URL, commit, kind of ref, when, and the error if it failed."""
         return self.state_dir / "custom-config-repo.json"
+
+    # --- which falco unit of this machine runs Falco (ownership) ---
+    @property
+    def owner_record(self) -> Path:
+        """The unit that runs Falco on this machine, and the options it applies."""
+        return self.state_dir / "owner.json"
+
+    @property
+    def units_dir(self) -> Path:
+        """One file per falco unit deployed on this machine, created by its first hook."""
+        return self.state_dir / "units"
+
+    @property
+    def juju_agents_dir(self) -> Path:
+        """Juju's unit agent directories: one per unit deployed on the machine, while it is."""
+        return self._path("/var/lib/juju/agents")
+
+    def agent_dir(self, unit: str) -> Path:
+        """Return the agent directory of ``unit`` ("falco/3": .../unit-falco-3)."""
+        return self.juju_agents_dir / f"unit-{unit.replace('/', '-')}"
 
     @property
     def cos_agent_record(self) -> Path:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import falco_cli
+import progress
 import records
 from layout import Layout
 
@@ -211,7 +212,9 @@ def record_rejection(layout: Layout, refused: Rejection) -> bool:
     return records.write(layout.payload_rejection, asdict(refused))
 
 
-def ensure(layout: Layout, offer: Offer | None) -> tuple[Payload | None, bool]:
+def ensure(
+    layout: Layout, offer: Offer | None, report: progress.Report = progress.silent
+) -> tuple[Payload | None, bool]:
     """Return the payload to run for the candidate ``offer``, and whether it is new.
 
     A candidate already in use or already refused costs a digest and nothing else; a new
@@ -230,8 +233,12 @@ def ensure(layout: Layout, offer: Offer | None) -> tuple[Payload | None, bool]:
     refused = rejection(layout)
     if refused is not None and refused.sha256 == sha256:
         return current, False
+    size_mb = tarball.stat().st_size / 1e6
     try:
-        candidate = stage(layout, tarball, sha256)
+        with progress.step(
+            report, f"unpacking the Falco payload ({size_mb:.0f} MB, {offer.origin})"
+        ):
+            candidate = stage(layout, tarball, sha256)
     except PayloadError as exc:
         logger.error("refusing the Falco payload %s: %s", tarball, exc)
         record_rejection(layout, Rejection(sha256, str(exc), offer.origin))
@@ -241,7 +248,10 @@ def ensure(layout: Layout, offer: Offer | None) -> tuple[Payload | None, bool]:
 
 
 def select(
-    layout: Layout, refresh: bool, offered: Callable[[], Offer | None]
+    layout: Layout,
+    refresh: bool,
+    offered: Callable[[], Offer | None],
+    report: progress.Report = progress.silent,
 ) -> tuple[Payload | None, bool]:
     """Return the payload to run and whether it is new; look at ``offered()`` only on refresh.
 
@@ -251,7 +261,7 @@ def select(
     current = installed(layout)
     if current is not None and not refresh:
         return current, False
-    return ensure(layout, offered())
+    return ensure(layout, offered(), report)
 
 
 def prune(layout: Layout, keep: Payload) -> list[Path]:
@@ -263,3 +273,11 @@ def prune(layout: Layout, keep: Payload) -> list[Path]:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
     return removed
+
+
+def results(layout: Layout) -> dict[str, str]:
+    """Return which Falco runs, down to its tarball's digest, for an action's results."""
+    running = installed(layout)
+    if running is None:
+        return {}
+    return {"falco-version": running.falco_version, "payload-sha256": running.sha256}

@@ -13,12 +13,17 @@ import re
 
 import git_sync
 import ops
+import progress
 from git_sync import DEFAULT_HTTPS_USER, Credentials, Settings, SyncError, SyncRecord
 from layout import Layout
 from repository import SSH
 
 SSH_KEY_OPTION = "custom-config-repo-ssh-key"
 TOKEN_OPTION = "custom-config-repo-token"  # noqa: S105 - an option name, not a token
+# Git forges' tokens are tens to a few hundred characters (JWTs a few KiB). git receives
+# the token in its environment, where one value may not exceed 128 KiB (execve): a longer
+# one is not a token, and would stop git from starting at all.
+MAX_TOKEN_CHARS = 16 * 1024
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\s.+\s-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S
 )
@@ -58,9 +63,10 @@ def credentials(model: ops.Model, app: str, settings: Settings) -> Credentials:
         return Credentials()
     content = _content(model, settings.token_secret, TOKEN_OPTION, app)
     token = content.get("value", "").strip()
-    if not token:
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        what = "no token" if not token else f"{len(token)} characters, not a token,"
         raise SyncError(
-            f"secret {settings.token_secret} ({TOKEN_OPTION}) has no token under 'value': "
+            f"secret {settings.token_secret} ({TOKEN_OPTION}) has {what} under 'value': "
             f"`juju update-secret {settings.token_secret} value=<token>`"
         )
     return Credentials(token=token, token_user=content.get("username") or DEFAULT_HTTPS_USER)
@@ -73,10 +79,11 @@ def sync_if_due(
     app: str,
     now: float,
     force: bool = False,
+    report: progress.Report = progress.silent,
 ) -> SyncRecord | None:
     """Fetch the repository if due (or ``force``); return its sync state, None without one.
 
     The secrets are read only if a fetch actually happens.
     """
     read_secrets = functools.partial(credentials, model, app)
-    return git_sync.ensure(layout, settings, read_secrets, now, force=force)
+    return git_sync.ensure(layout, settings, read_secrets, now, force=force, report=report)

@@ -4,6 +4,12 @@ Render, compare with what is on disk, act only on a difference: nothing at all w
 changed; a hot reload when only what Falco reloads by itself changed; one restart when the
 unit, the binary, the engine or the outputs changed.
 
+What systemd reports is a difference too: a Falco that should run but is stopped or failed
+(a start that failed, a hook killed between stop and start, systemd's start limit reached)
+is started again, with the back-off of ``start_backoff``. A Falco that exited and that
+systemd is about to restart by itself is left to systemd. The unit's state is read once per
+hook (``systemd_facts.UnitProbe``) and again only after the charm started or stopped it.
+
 A hot reload is Falco's own: with ``watch_config_files`` it notices the atomic replacement of
 falco.yaml, validates the new file and restarts inside the same process (keeping the old
 config if validation fails). Sending SIGHUP as well would reload twice, so the charm never
@@ -24,20 +30,27 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import coexistence
 import custom_rules
 import falco_cli
 import falco_config
+import progress
 import records
+import reload_check
+import rule_store
+import start_backoff
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
-from custom_rules import RuleSet, RulesFile
 from layout import SERVICE_NAME, Layout
 from payload import Payload
+from rule_store import RuleSet, RulesFile
+from systemd_facts import UnitFacts, UnitProbe
 
 logger = logging.getLogger(__name__)
 # How statuses name the payload's default rules file.
@@ -80,6 +93,21 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """What converging reads from the machine besides files, and when it runs."""
+
+    unit: UnitProbe
+    now: float = 0.0
+    # An operator's change: a Falco that keeps failing is started at once, without back-off.
+    operator_action: bool = False
+    # What the Falco listening on a port runs (its /metrics), to confirm a hot reload.
+    running_files: Callable[[int], reload_check.Running | None] = reload_check.scrape
+    reload_wait_s: float = reload_check.WAIT_S
+    # Announces a long step (progress).
+    report: progress.Report = progress.silent
+
+
+@dataclass(frozen=True)
 class Inputs:
     """Everything besides the custom rules that falco.yaml and the unit depend on."""
 
@@ -94,12 +122,12 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
     """Return the files Falco should run with for ``inputs`` and ``rule_set``."""
     config, current = inputs.config, inputs.payload
     rules = falco_config.RuleInputs(
-        extra_rules=tuple(custom_rules.load_paths(layout, rule_set)),
+        extra_rules=tuple(rule_store.load_paths(layout, rule_set)),
         selection=config.rule_selection,
         minimum_priority=config.minimum_priority,
         overrides=tuple(custom_rules.override_documents(rule_set)),
     )
-    checked = custom_rules.rules_files(layout, rule_set)
+    checked = rule_store.rules_files(layout, rule_set)
     if not rule_set.empty:
         # The defaults come first so that overrides of default rules resolve; checked even
         # with config overrides alone, which can break them (append_output fields).
@@ -124,6 +152,7 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
             kill_binary=layout.kill_binary,
             engine_kind=inputs.engine_kind,
             modprobe_binary=layout.modprobe_binary,
+            hidden_trust_store=layout.system_ca_dir if inputs.destination.ca_pem else None,
         )
     )
     return Desired(
@@ -173,19 +202,31 @@ def _reset_failed() -> None:
         )
 
 
-def is_running() -> bool:
-    """Return whether systemd reports the Falco service active."""
-    return systemd.service_running(SERVICE_NAME)
+def _start(facts: UnitFacts) -> None:
+    """Start the service now, whatever state systemd holds it in; raise SystemdError."""
+    if facts.failed:
+        _reset_failed()
+    # `restart`, not `start`: a Falco that exited is waiting for its restart timer
+    # (RestartSec=) and `start` would block the hook until the timer fires; `restart` starts
+    # it now. Type=simple: success means Falco was started, not that it stays up; the next
+    # hook reads what systemd saw.
+    systemd.service_restart(SERVICE_NAME)
 
 
-def has_failed() -> bool:
-    """Return whether systemd gave up on the Falco service."""
-    return systemd.service_failed(SERVICE_NAME)
+def _port_problem(layout: Layout, desired: Desired, facts: UnitFacts) -> str | None:
+    """Return why Falco must not be started: another process on its port (coexistence)."""
+    port = int(desired.config["webserver"]["listen_port"])
+    return coexistence.port_problem(layout, port, facts.main_pid)
 
 
-def _restart(layout: Layout, desired: Desired, unit_changed: bool, running: bool) -> Outcome:
+def _restart(layout: Layout, desired: Desired, unit_changed: bool, runtime: Runtime) -> Outcome:
+    facts = runtime.unit.facts()
+    taken = _port_problem(layout, desired, facts)
+    if taken is not None:
+        layout.staged_config_file.unlink(missing_ok=True)
+        return Outcome(problem=taken)
     try:
-        if running:
+        if facts.running:
             systemd.service_stop(SERVICE_NAME)
         _sync(layout.http_ca_file, desired.http_ca_pem)
         os.replace(layout.staged_config_file, layout.config_file)
@@ -193,15 +234,41 @@ def _restart(layout: Layout, desired: Desired, unit_changed: bool, running: bool
         if unit_changed:
             systemd.daemon_reload()
             systemd.service_enable(SERVICE_NAME)
-        if has_failed():
-            _reset_failed()
-        # `restart`, not `start`: a Falco that exited is waiting for its restart timer
-        # (RestartSec=) and `start` would block the hook until the timer fires; `restart`
-        # starts it now with the new files. Type=simple: success means Falco was started,
-        # not that it stays up; the next hook's status says what systemd saw.
-        systemd.service_restart(SERVICE_NAME)
+        _start(facts)
     except systemd.SystemdError as exc:
         return Outcome(Action.RESTART, problem=f"systemd could not start Falco: {exc}")
+    finally:
+        runtime.unit.forget()
+    return Outcome(Action.RESTART)
+
+
+def _recover(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
+    """Start a Falco that should run and that nothing else will start (module doc)."""
+    facts = runtime.unit.facts()
+    if facts.running:
+        start_backoff.forget(layout)
+        return Outcome()
+    if not facts.stopped or not layout.unit_file.exists():
+        return Outcome()
+    taken = _port_problem(layout, desired, facts)
+    if taken is not None:
+        return Outcome(problem=taken)
+    if not start_backoff.due(layout, runtime.now, runtime.operator_action):
+        return Outcome()
+    attempts = start_backoff.record_start(layout, runtime.now)
+    logger.warning(
+        "Falco is %s (%s, %s): starting it (start %d since it last ran)",
+        facts.state,
+        facts.active_state,
+        facts.result or "no result",
+        attempts.count,
+    )
+    try:
+        _start(facts)
+    except systemd.SystemdError as exc:
+        return Outcome(Action.RESTART, problem=f"systemd could not start Falco: {exc}")
+    finally:
+        runtime.unit.forget()
     return Outcome(Action.RESTART)
 
 
@@ -241,7 +308,7 @@ def _rules_problem(layout: Layout, desired: Desired) -> str | None:
     return f"{culprit}: {verdict.message}" + (f" ({item})" if item else "")
 
 
-def _check(layout: Layout, desired: Desired, record: Path) -> str | None:
+def _check(layout: Layout, desired: Desired, record: Path, runtime: Runtime) -> str | None:
     """Stage ``desired`` and check it with its binary; return the problem, if any.
 
     Validation happens before anything goes live, so the running Falco keeps its files when
@@ -255,26 +322,28 @@ def _check(layout: Layout, desired: Desired, record: Path) -> str | None:
     recorded = records.read(record) or {}
     if recorded.get("sha256") == fingerprint:
         return str(recorded.get("reason"))
-    custom_rules.ensure_written(layout, desired.rule_set)
+    rule_store.ensure_written(layout, desired.rule_set)
     _write(layout.staged_config_file, desired.config_text)
-    problem = _rules_problem(layout, desired) if desired.checked_rules else None
-    if problem is None:
-        check = falco_cli.dry_run(desired.falco_binary, layout.staged_config_file)
-        if check.ok:
-            record.unlink(missing_ok=True)
-            return None
-        problem = f"falco --dry-run rejected the rendered falco.yaml: {check.message}"
+    checked = "the custom rules and falco.yaml" if desired.checked_rules else "falco.yaml"
+    with progress.step(runtime.report, f"validating {checked} with Falco"):
+        problem = _rules_problem(layout, desired) if desired.checked_rules else None
+        if problem is None:
+            check = falco_cli.dry_run(desired.falco_binary, layout.staged_config_file)
+            if check.ok:
+                record.unlink(missing_ok=True)
+                return None
+            problem = f"falco --dry-run rejected the rendered falco.yaml: {check.message}"
     layout.staged_config_file.unlink(missing_ok=True)
     records.write(record, {"sha256": fingerprint, "reason": problem})
     return problem
 
 
-def _apply(layout: Layout, desired: Desired) -> Outcome:
+def _apply(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     """Put the checked, staged config live with the least disruption."""
     current_config = _read(layout.config_file)
     unit_changed = _read(layout.unit_file) != desired.unit_text
     ca_changed = _read(layout.http_ca_file) != desired.http_ca_pem
-    running = is_running()
+    running = runtime.unit.facts().running
     current = falco_config.parse(current_config) if current_config is not None else None
     if (
         unit_changed
@@ -282,9 +351,46 @@ def _apply(layout: Layout, desired: Desired) -> Outcome:
         or not running
         or falco_config.needs_restart(current, desired.config)
     ):
-        return _restart(layout, desired, unit_changed, running)
+        return _restart(layout, desired, unit_changed, runtime)
     os.replace(layout.staged_config_file, layout.config_file)
-    return Outcome(Action.RELOAD)
+    return _confirm_reload(layout, desired, runtime)
+
+
+def _confirm_reload(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
+    """Make sure Falco runs the falco.yaml just replaced: SIGHUP, then restart if not.
+
+    Falco reports what it runs on /metrics (reload_check explains why it may not run it).
+    """
+    port = int(desired.config["webserver"]["listen_port"])
+    wanted = reload_check.expected(layout, desired.config)
+
+    def confirmed() -> bool:
+        return reload_check.wait_until_running(
+            runtime.running_files, port, wanted, runtime.reload_wait_s
+        )
+
+    if confirmed():
+        return Outcome(Action.RELOAD)
+    logger.warning(
+        "Falco does not run the new falco.yaml %.0f s after it was replaced (after a failed "
+        "reload its file watches are lost): sending it SIGHUP",
+        runtime.reload_wait_s,
+    )
+    try:
+        systemd.service_reload(SERVICE_NAME)
+        if confirmed():
+            logger.warning("Falco runs the new falco.yaml after SIGHUP")
+            return Outcome(Action.RELOAD)
+    except systemd.SystemdError as exc:
+        logger.warning("systemctl reload %s failed: %s", SERVICE_NAME, exc)
+    logger.warning("Falco still does not run the new falco.yaml: restarting it")
+    try:
+        _start(runtime.unit.facts())
+    except systemd.SystemdError as exc:
+        return Outcome(Action.RESTART, problem=f"systemd could not restart Falco: {exc}")
+    finally:
+        runtime.unit.forget()
+    return Outcome(Action.RESTART)
 
 
 def _differs(layout: Layout, desired: Desired) -> bool:
@@ -295,49 +401,53 @@ def _differs(layout: Layout, desired: Desired) -> bool:
     )
 
 
-def converge(layout: Layout, desired: Desired, fallback: Desired | None = None) -> Outcome:
+def converge(
+    layout: Layout, desired: Desired, runtime: Runtime, fallback: Desired | None = None
+) -> Outcome:
     """Bring the service to ``desired`` with the least disruption; see the module doc.
 
     ``fallback`` is the same wanted state with the custom rules that run now: when the rules
     of ``desired`` are new and Falco refuses them, the service converges to ``fallback``.
     """
     if fallback is not None and fallback.config_text != desired.config_text:
-        problem = _check(layout, desired, layout.rules_rejection)
+        problem = _check(layout, desired, layout.rules_rejection, runtime)
         if problem is None:
-            outcome = _apply(layout, desired)
+            outcome = _apply(layout, desired, runtime)
             if outcome.problem is None:
                 # The set Falco watched until now stays until the next change (module doc
-                # of custom_rules); anything older is no longer watched by anyone.
+                # of rule_store); anything older is no longer watched by anyone.
                 keep = {desired.rule_set, fallback.rule_set}
-                custom_rules.prune(layout, {custom_rules.directory(layout, s) for s in keep})
+                rule_store.prune(layout, {rule_store.directory(layout, s) for s in keep})
             return outcome
-        return dataclasses.replace(_converge(layout, fallback), rules_problem=problem)
+        return dataclasses.replace(_converge(layout, fallback, runtime), rules_problem=problem)
     # No new rules are pending, so an earlier refusal of rules is no longer current.
     layout.rules_rejection.unlink(missing_ok=True)
-    return _converge(layout, desired)
+    return _converge(layout, desired, runtime)
 
 
-def _converge(layout: Layout, desired: Desired) -> Outcome:
+def _converge(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     if not _differs(layout, desired):
         # What runs is what is wanted, so an earlier refusal is no longer current.
         _rejection_path(layout).unlink(missing_ok=True)
-        return Outcome()
-    problem = _check(layout, desired, _rejection_path(layout))
+        return _recover(layout, desired, runtime)
+    problem = _check(layout, desired, _rejection_path(layout), runtime)
     if problem is not None:
-        return Outcome(problem=problem)
-    return _apply(layout, desired)
+        return dataclasses.replace(_recover(layout, desired, runtime), problem=problem)
+    return _apply(layout, desired, runtime)
 
 
 def apply(
-    layout: Layout, inputs: Inputs, plan: custom_rules.Plan
+    layout: Layout, inputs: Inputs, plan: custom_rules.Plan, runtime: Runtime
 ) -> tuple[Outcome, custom_rules.Report]:
     """Converge to the planned rules, or to the running ones if Falco refuses them.
 
     Returns what converging did and the custom rules' report, which is also recorded for
     the status and the refresh-rules action.
     """
+    # The running set is put back whole first if its files were damaged (rule_store).
+    rule_store.ensure_written(layout, plan.live)
     wanted, fallback = (desired(layout, inputs, rules) for rules in (plan.candidate, plan.live))
-    outcome = converge(layout, wanted, fallback)
+    outcome = converge(layout, wanted, runtime, fallback)
     previous = custom_rules.read_report(layout)
     report = custom_rules.report(layout, plan, outcome.rules_problem, previous)
     if custom_rules.write_report(layout, report) and report.problem:

@@ -42,7 +42,7 @@ StandardError=journal
 SyslogIdentifier=juju-falco
 # Files Falco creates are private to root.
 UMask=0077
-${privileges}
+${privileges}${trust}
 # Falco never gains privileges through setuid binaries or file capabilities.
 NoNewPrivileges=yes
 # The whole OS tree is read-only: Falco reads its payload, rules and config, and writes
@@ -98,6 +98,12 @@ _KMOD_PRIVILEGES = """\
 # mode for it), so the capability bounding set is not narrowed for this driver.
 AmbientCapabilities="""
 
+_HIDDEN_TRUST_STORE = """
+# http-endpoint publishes the CA of the sidekick's certificate, and Falco must trust that CA
+# alone. Falco hands libcurl that one file (http_output.ca_cert), but libcurl still reads its
+# built-in CA directory, the machine's trust store: hidden here, it is an empty directory.
+TemporaryFileSystem=${store}:ro"""
+
 _MODERN_EBPF_DEVICES = """\
 # No hardware devices: the probe talks to the kernel through bpf(2), not /dev.
 PrivateDevices=yes"""
@@ -116,6 +122,8 @@ class UnitInputs:
     kill_binary: Path
     engine_kind: str
     modprobe_binary: Path
+    # The machine's trust store, hidden from Falco when a CA was related (None: visible).
+    hidden_trust_store: Path | None = None
 
 
 def render(inputs: UnitInputs) -> str:
@@ -126,11 +134,14 @@ def render(inputs: UnitInputs) -> str:
     exec_start_pre = f"ExecStartPre=+{inputs.modprobe_binary} falco\n" if kmod else ""
     privileges = _KMOD_PRIVILEGES if kmod else _MODERN_EBPF_PRIVILEGES
     devices = _KMOD_DEVICES if kmod else _MODERN_EBPF_DEVICES
+    store = inputs.hidden_trust_store
+    trust = Template(_HIDDEN_TRUST_STORE).substitute(store=store) if store else ""
     return _UNIT.substitute(
         exec_start_pre=exec_start_pre,
         falco=inputs.falco_binary,
         config=inputs.config_file,
         kill=inputs.kill_binary,
         privileges=privileges,
+        trust=trust,
         devices=devices,
     )

@@ -25,7 +25,10 @@ default interval), with a 15-minute sync interval: a branch is due every third h
 
 Two sequences of issue 9 besides those of issues 3-5: 200 Falco units, each on its own machine,
 hearing a new sidekick URL (``fleet.py``), and 50 update-status hooks on a unit with everything
-in use (sidekick, collector, a repository at a tag, inline rules) and nothing changed. The
+in use (sidekick, collector, a repository at a tag, inline rules) and nothing changed. Three of
+issue 13: two falco units on one machine (20 alternating update-status: nothing), Falco
+stopped behind the charm's back (one start, then nothing), and a Falco that exits at every
+start over 10 update-status (starts bounded by the back-off). The
 results also hold ``cold_noop_hook_s``: one no-op update-status in a fresh interpreter, the
 way Juju runs a hook (``cold_hook.py``), next to the in-process timings that hide imports.
 """
@@ -61,6 +64,9 @@ UPDATE_STATUS_MINUTES = 5
 SYNC_INTERVAL_MINUTES = 15
 UPDATE_STATUS_HOOKS = 20
 IDLE_HOOKS = 50
+CRASH_LOOP_HOOKS = 10
+# start_backoff: three starts at once, then after 10 and 20 minutes (hooks 5 and 9).
+CRASH_LOOP_STARTS = 5
 NO_BUILD = {"lzma_compress": 0}
 ONE_RESTART = {"restarts": 1, "reloads": 0}
 REPO_HOST = "git.example"
@@ -89,6 +95,8 @@ class Bench:
         self.machine = FakeMachine(base / "machine")
         os.environ.update(self.machine.environ())
         FalcoCharm.filesystem_root = self.machine.root
+        # Falco's /metrics as the fake machine's Falco reports them (reload_check).
+        FalcoCharm.falco_metrics = staticmethod(self.machine.falco_metrics)
         self.charm_root = base / "charm"
         build_payload(self.charm_root / "payload")
         self.ctx = testing.Context(FalcoCharm, charm_root=self.charm_root)
@@ -182,7 +190,66 @@ def run_sequences(base: Path) -> dict[str, list[EventStats]]:
     sequences[f"update-status x{IDLE_HOOKS}, everything in use"] = idle_sequence(
         Bench(base / "idle")
     )
+    sequences["two falco units on one machine"] = two_units_sequence(Bench(base / "two"))
+    sequences["Falco stopped behind the charm's back"] = stopped_sequence(Bench(base / "stop"))
+    sequences["Falco exits at every start"] = crash_loop_sequence(Bench(base / "crash"))
     return sequences
+
+
+def two_units_sequence(bench: Bench) -> list[EventStats]:
+    """Two principals related to falco put two units on one machine; only one runs Falco.
+
+    Both installed, then 20 update-status hooks alternating between them: nothing at all.
+    """
+    bench.machine.deploy_unit("falco/1")
+    contexts = [bench.ctx, testing.Context(FalcoCharm, charm_root=bench.charm_root, unit_id=1)]
+    states = [bench.state, bench.state]
+    install = EventStats("install falco/0, then falco/1", expect={"restarts": 1, "reloads": 0})
+    idle = EventStats(f"update-status x{UPDATE_STATUS_HOOKS}, alternating units", noop=True)
+    for stats, hooks in ((install, 2), (idle, UPDATE_STATUS_HOOKS)):
+        for hook in range(hooks):
+            unit = hook % 2
+            bench.ctx = contexts[unit]
+            event = bench.ctx.on.install if stats is install else bench.ctx.on.update_status
+            bench.dispatch(stats, event, states[unit])
+            states[unit] = bench.state
+    bench.ctx = contexts[0]
+    return [install, idle]
+
+
+def stopped_sequence(bench: Bench) -> list[EventStats]:
+    """Falco stopped (by hand, or a hook killed between stop and start), then 5 hooks.
+
+    The first hook starts it, once; the next forgets the count of starts (one record
+    removed); then nothing.
+    """
+    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
+    bench.machine.stop_by_hand()
+    first = EventStats("update-status (Falco found stopped)", expect={"restarts": 1})
+    bench.dispatch(first, bench.ctx.on.update_status, bench.state)
+    after = EventStats("update-status x4 after it", expect={"restarts": 0, "reloads": 0})
+    for _ in range(4):
+        bench.clock.now += UPDATE_STATUS_MINUTES * 60
+        bench.dispatch(after, bench.ctx.on.update_status, bench.state)
+    return [first, after]
+
+
+def crash_loop_sequence(bench: Bench) -> list[EventStats]:
+    """Falco exits at every start; systemd gives up between hooks 5 minutes apart.
+
+    Starts are bounded by start_backoff: hooks 1, 2, 3, then 5 and 9, over 10 hooks.
+    """
+    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
+    bench.machine.set_knob("systemd", "fail_start", True)
+    loop = EventStats(
+        f"update-status x{CRASH_LOOP_HOOKS}, 5 minutes apart",
+        expect={"restarts": CRASH_LOOP_STARTS, "reloads": 0},
+    )
+    for _ in range(CRASH_LOOP_HOOKS):
+        bench.machine.crash()  # systemd restarts it until its start limit, then gives up
+        bench.clock.now += UPDATE_STATUS_MINUTES * 60
+        bench.dispatch(loop, bench.ctx.on.update_status, bench.state)
+    return [loop]
 
 
 def idle_sequence(bench: Bench) -> list[EventStats]:

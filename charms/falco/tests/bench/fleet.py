@@ -15,6 +15,7 @@ through the charm and requires it to be identical to the copy, file for file, or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -35,6 +36,9 @@ MODEL = testing.Model(name="fleet", uuid="00000000-0000-4000-8000-0000000f1ee7",
 ONE_RESTART = {"restarts": 1, "reloads": 0, "relation_writes": 0}
 NOTHING = dict.fromkeys(("restarts", "reloads", "file_writes", "relation_writes"), 0)
 UNIT_FIELD = "juju_unit: falco/{}\n"
+AGENTS = "var/lib/juju/agents"
+OWNER = "var/lib/juju-falco/owner.json"
+REGISTRATIONS = "var/lib/juju-falco/units"
 
 
 class FleetError(RuntimeError):
@@ -102,6 +106,9 @@ class Fleet:
         """Install ``unit`` through the charm on a new machine, related to the sidekick."""
         shutil.copytree(self.blank / "root", self.host.root, symlinks=True)
         shutil.copytree(self.blank / "state", self.host.state)
+        # The unit's own Juju agent directory, the only one on its machine (ownership).
+        agents = self.host.root / AGENTS
+        (agents / "unit-falco-0").rename(agents / f"unit-falco-{unit}")
         ctx = self.context(unit)
         out = ctx.run(ctx.on.install(), self.state(relation))
         self.unmount(unit)
@@ -119,6 +126,19 @@ class Fleet:
         if text.count(UNIT_FIELD.format(0)) != 1:
             raise FleetError("unit 0's falco.yaml does not name its unit exactly once")
         falco_yaml.write_text(text.replace(UNIT_FIELD.format(0), UNIT_FIELD.format(unit)))
+        # What the fake systemd's Falco read at its start: that falco.yaml.
+        systemd_json = into / "state/systemd.json"
+        systemd = json.loads(systemd_json.read_text())
+        sha = hashlib.sha256(falco_yaml.read_bytes()).hexdigest()
+        systemd["units"]["juju-falco.service"]["falco_files"]["config"] = [["falco.yaml", sha]]
+        systemd_json.write_text(json.dumps(systemd, indent=1, sort_keys=True))
+        # Which unit runs Falco there, and the unit's registration and agent directory.
+        root = into / "root"
+        (root / AGENTS / "unit-falco-0").rename(root / AGENTS / f"unit-falco-{unit}")
+        registration = root / REGISTRATIONS / "falco-0"
+        for record in (root / OWNER, registration):
+            record.write_text(record.read_text().replace('"falco/0"', f'"falco/{unit}"'))
+        registration.rename(registration.with_name(f"falco-{unit}"))
 
     def check_copy(self, unit: int) -> None:
         """Fail unless the machine installed for ``unit`` equals a copy made for it."""

@@ -350,6 +350,7 @@ def test_charm_applies_rules_from_a_real_ssh_server(
     for key, value in machine.environ().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(FalcoCharm, "filesystem_root", machine.root)
+    monkeypatch.setattr(FalcoCharm, "falco_metrics", staticmethod(machine.falco_metrics))
     build_payload(tmp_path / "charm" / "payload")
     ctx = testing.Context(FalcoCharm, charm_root=tmp_path / "charm")
     no_resource = tmp_path / "resource" / "falco.tar.gz"

@@ -6,7 +6,8 @@ container (``real_systemd``), and compares the transcripts: exit codes, stdout a
 with only process and job ids normalised. A step is a systemctl command line, a change to a
 unit file, or "settle": the real test waits until systemd has put the unit in a state, the
 fake (which has no clock) lets that time pass at once. Unit files whose ExecStart exits 1
-are the fake's ``fail_start`` units.
+are the fake's ``fail_start`` units. A "journal" step compares what ``journalctl -u <unit> -n
+50 -o cat --no-pager`` prints: systemd's own lines about the unit (the units print nothing).
 """
 
 from __future__ import annotations
@@ -47,8 +48,13 @@ UNIT_FILES = {
 }
 FAILING = ("crash", "once", "limit")
 ALL_PROPERTIES = (
-    "MainPID,Result,NRestarts,Id,LoadState,ActiveState,SubState,UnitFileState,Job,NeedDaemonReload"
+    "MainPID,Result,NRestarts,ExecMainCode,ExecMainStatus,Id,LoadState,ActiveState,SubState,"
+    "UnitFileState,Job,NeedDaemonReload"
 )
+# What the charm reads each hook (systemd_facts.PROPERTIES), asked in another order.
+CHARM_PROPERTIES = "ActiveState,SubState,Result,NRestarts,ExecMainStatus,MainPID"
+# How the charm reads the end of the unit's journal (journal.py), the unit name last.
+JOURNAL_ARGS = ("-n", "50", "-o", "cat", "--no-pager", "-u")
 
 SCENARIOS: dict[str, list[str]] = {
     "good-unit": [
@@ -68,6 +74,8 @@ SCENARIOS: dict[str, list[str]] = {
         "show -p MainPID,Result,ActiveState,SubState good",
         "reload good",
         "stop good",
+        # No journal step here: ExecReload's SIGHUP ends `sleep`, and systemd logs that and
+        # "Reloaded" in either order.
     ],
     "exits-1-and-waits-to-restart": [
         "write crash",
@@ -89,6 +97,8 @@ SCENARIOS: dict[str, list[str]] = {
         "is-failed crash",
         "reset-failed crash",
         "show -p Result,ActiveState,SubState crash",
+        f"show -p {CHARM_PROPERTIES} crash",
+        "journal crash",
     ],
     "exits-1-without-restart": [
         "write once",
@@ -105,6 +115,7 @@ SCENARIOS: dict[str, list[str]] = {
         "reset-failed once",
         "show -p Result,ActiveState,SubState once",
         "reset-failed once",
+        "journal once",
     ],
     "start-limit": [
         "write limit",
@@ -120,6 +131,8 @@ SCENARIOS: dict[str, list[str]] = {
         "start limit",
         "settle limit failed",
         "show -p Result,NRestarts,ActiveState,SubState limit",
+        f"show -p {CHARM_PROPERTIES} limit",
+        "journal limit",
     ],
     "changed-on-disk": [
         "write good",
@@ -156,12 +169,17 @@ SCENARIOS: dict[str, list[str]] = {
         "enable --now good",
         "is-active good",
         "show -p UnitFileState,ActiveState good",
+        f"show -p {CHARM_PROPERTIES} good",
+        "stop good",
+        f"show -p {CHARM_PROPERTIES} good",
+        "start good",
         "disable --now good",
         "is-active good",
         "is-enabled static",
         "is-enabled missing",
         "enable missing",
         "disable missing",
+        "journal good",
     ],
     "unknown-unit": [
         "is-active missing",
@@ -172,6 +190,7 @@ SCENARIOS: dict[str, list[str]] = {
         "reload missing",
         "stop missing",
         "reset-failed missing",
+        "journal missing",
     ],
 }
 
@@ -181,6 +200,7 @@ class Systemd(Protocol):
     def delete(self, name: str) -> None: ...
     def systemctl(self, args: list[str]) -> tuple[int, str, str]: ...
     def settle(self, name: str, sub_state: str) -> None: ...
+    def journal(self, name: str) -> tuple[int, str, str]: ...
 
 
 class Fake:
@@ -213,6 +233,16 @@ class Fake:
             systemd.give_up(name)
             systemd.save()
 
+    def journal(self, name: str) -> tuple[int, str, str]:
+        result = subprocess.run(
+            [self.machine.bin / "journalctl", *JOURNAL_ARGS, name],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=os.environ | self.machine.environ(),
+        )
+        return result.returncode, result.stdout, result.stderr
+
 
 class Real:
     """systemctl in the container."""
@@ -236,6 +266,11 @@ class Real:
             return True if now.stdout.strip() == sub_state else None
 
         wait_for(f"{name} to reach {sub_state}", reached)
+
+    def journal(self, name: str) -> tuple[int, str, str]:
+        self.container.run("journalctl", "--sync")
+        result = self.container.run("journalctl", *JOURNAL_ARGS, name)
+        return result.returncode, result.stdout, result.stderr
 
     def forget(self, names: list[str]) -> None:
         """Leave the container as it was: units stopped, disabled, gone, not failed."""
@@ -262,6 +297,12 @@ def transcript(systemd: Systemd, steps: list[str], names: dict[str, str]) -> lis
     lines: list[str] = []
     for step in steps:
         words = [names.get(word, word) for word in shlex.split(step)]
+        if words[0] == "journal":
+            code, out, err = systemd.journal(words[1])
+            lines.extend([f"$ journalctl -u {step.split()[1]}", f"  exit {code}"])
+            lines.extend(f"  out: {line}" for line in out.splitlines())
+            lines.extend(f"  err: {line}" for line in err.splitlines())
+            continue
         if words[0] in ("write", "edit", "delete", "settle"):
             kind = step.split()[1]
             if words[0] == "write":

@@ -20,7 +20,7 @@ from layout import Layout
 MAX_EXPOSURE = 5.0
 
 
-def render_unit(tmp_path: Path, engine_kind: str) -> Path:
+def render_unit(tmp_path: Path, engine_kind: str, ca_related: bool = False) -> Path:
     layout = Layout(tmp_path / "root")
     falco = layout.payload_dir("ab" * 32) / "usr/bin/falco"
     for executable in (falco, layout.kill_binary, layout.modprobe_binary):
@@ -34,6 +34,7 @@ def render_unit(tmp_path: Path, engine_kind: str) -> Path:
             kill_binary=layout.kill_binary,
             engine_kind=engine_kind,
             modprobe_binary=layout.modprobe_binary,
+            hidden_trust_store=layout.system_ca_dir if ca_related else None,
         )
     )
     unit = tmp_path / "juju-falco.service"
@@ -56,10 +57,13 @@ def exposure(unit: Path) -> float:
     return float(match.group(1))
 
 
+@pytest.mark.parametrize("ca_related", [False, True])
 @pytest.mark.parametrize("engine_kind", ["modern_ebpf", "kmod"])
-def test_unit_verifies_without_a_single_warning(tmp_path: Path, engine_kind: str) -> None:
+def test_unit_verifies_without_a_single_warning(
+    tmp_path: Path, engine_kind: str, ca_related: bool
+) -> None:
     """arrange: the rendered unit. act: systemd-analyze verify. assert: silent, exit 0."""
-    unit = render_unit(tmp_path, engine_kind)
+    unit = render_unit(tmp_path, engine_kind, ca_related)
 
     result = analyze("verify", str(unit))
 

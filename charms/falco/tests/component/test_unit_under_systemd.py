@@ -19,6 +19,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,13 +28,17 @@ from pathlib import Path
 
 import alert_log
 import falco_config
+import journal
 import pytest
-import service
+import real_tools
+import systemd_facts
 import systemd_unit
 import workloads
 from layout import SERVICE_NAME, Layout
 from payload import Payload
+from real_falco import HttpsSink, keep_sample
 from real_systemd import Container, wait_for
+from tls_material import make_ca
 
 UNIT = f"{SERVICE_NAME}.service"
 LAYOUT = Layout(Path("/"))
@@ -73,7 +78,12 @@ class Deployed:
     port: int
     rules: Path
 
-    def config(self, engine_kind: str = "nodriver", minimum_priority: str = "debug") -> str:
+    def config(
+        self,
+        engine_kind: str = "nodriver",
+        minimum_priority: str = "debug",
+        http: falco_config.HttpDestination | None = None,
+    ) -> str:
         """Return the charm's falco.yaml for this machine, with ``engine_kind`` swapped in."""
         data = falco_config.build(
             falco_config.ConfigInputs(
@@ -87,10 +97,33 @@ class Deployed:
                 ),
                 metrics_port=self.port,
                 alert_log=LAYOUT.alert_log_file,
+                http=http,
             )
         )
         data["engine"]["kind"] = engine_kind
         return falco_config.render(data)
+
+    def unit(self, hidden_trust_store: Path | None = None) -> str:
+        """Return the charm's unit for this machine (modern_ebpf hardening)."""
+        return systemd_unit.render(
+            systemd_unit.UnitInputs(
+                falco_binary=self.payload.falco_binary,
+                config_file=LAYOUT.config_file,
+                kill_binary=LAYOUT.kill_binary,
+                engine_kind="modern_ebpf",
+                modprobe_binary=LAYOUT.modprobe_binary,
+                hidden_trust_store=hidden_trust_store,
+            )
+        )
+
+    def run_with(self, unit: str, config: str) -> None:
+        """Put ``unit`` and ``config`` in place, restart Falco and wait until it serves."""
+        self.container.write(LAYOUT.unit_file, unit)
+        self.container.write(LAYOUT.config_file, config)
+        assert self.container.systemctl("daemon-reload").returncode == 0
+        restarted = self.container.systemctl("restart", SERVICE_NAME)
+        assert restarted.returncode == 0, restarted.stderr
+        self.wait_until_serving()
 
     def replace_config(self, text: str) -> None:
         """Put ``text`` live the way service.py does: a staged file renamed over the live one."""
@@ -165,14 +198,7 @@ def deployed_fixture(
     container.write(deployed.rules, VALID_RULES)
     container.write(LAYOUT.config_file, deployed.config())
     container.write(LAYOUT.logrotate_file, alert_log.policy(LAYOUT))
-    unit = systemd_unit.UnitInputs(
-        falco_binary=payload.falco_binary,
-        config_file=LAYOUT.config_file,
-        kill_binary=LAYOUT.kill_binary,
-        engine_kind="modern_ebpf",
-        modprobe_binary=LAYOUT.modprobe_binary,
-    )
-    container.write(LAYOUT.unit_file, systemd_unit.render(unit))
+    container.write(LAYOUT.unit_file, deployed.unit())
     assert container.systemctl("daemon-reload").returncode == 0
     enabled = container.systemctl("enable", "--now", SERVICE_NAME)
     assert enabled.returncode == 0, enabled.stderr
@@ -220,7 +246,9 @@ def test_hardened_unit_runs_falco_inside_its_sandbox(
     assert "Read-only file system" in write.stderr
     # The charm's own reading of the unit, through the real systemctl.
     monkeypatch.setenv("PATH", f"{falco.container.systemctl_on_path(tmp_path)}:/usr/bin:/bin")
-    assert (service.is_running(), service.has_failed()) == (True, False)
+    facts = systemd_facts.read()
+    assert (facts.running, facts.failed, facts.stopped) == (True, False, False)
+    assert (facts.main_pid, facts.result) == (int(falco.main_pid()), "success")
 
 
 def test_systemctl_reload_hot_restarts_falco_in_the_same_process(falco: Deployed) -> None:
@@ -321,8 +349,24 @@ def test_falco_failing_after_start_is_what_systemd_reports(
     }
     assert "Error: Initialization issues during scap_init" in falco.container.journal(UNIT)
     monkeypatch.setenv("PATH", f"{falco.container.systemctl_on_path(tmp_path)}:/usr/bin:/bin")
-    # What the charm's status then says: not running (and not failed yet).
-    assert (service.is_running(), service.has_failed()) == (False, False)
+    # What the charm then reads: not running, and left to systemd (not failed, not stopped).
+    facts = systemd_facts.read()
+    assert (facts.running, facts.waiting_to_restart, facts.failed, facts.stopped) == (
+        False,
+        True,
+        False,
+        False,
+    )
+    assert (facts.result, facts.exec_main_status, facts.main_pid) == ("exit-code", 1, 0)
+    # What the charm's status names as the cause, from the real journal.
+    lines = journal.read_lines()
+    keep_sample("journal-modern-ebpf-failure.txt", "\n".join(lines) + "\n")
+    why = journal.diagnose(lines)
+    assert why is not None
+    assert why.engine in ("modern_ebpf", journal.ANY_ENGINE)
+    assert why.summary.startswith(
+        ("Falco's driver failed to open (scap_init)", "the modern_ebpf probe ")
+    ), why.summary
     # RestartSec=15s later systemd tries again, and Falco fails again.
     again = wait_for(
         "systemd to restart Falco",
@@ -330,6 +374,65 @@ def test_falco_failing_after_start_is_what_systemd_reports(
         timeout=60,
     )
     assert again["Result"] == "exit-code"
+
+
+def _trust_store(falco: Deployed, ca_pem: str) -> None:
+    """Lay out the container's /etc/ssl/certs as Debian does, trusting the CA ``ca_pem``."""
+    openssl = real_tools.require("openssl", "openssl")
+    store = falco.container.host_path(LAYOUT.system_ca_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    (store / "test-ca.pem").write_text(ca_pem)
+    (store / "ca-certificates.crt").write_text(ca_pem)
+    hashed = subprocess.run(
+        [openssl, "x509", "-hash", "-noout", "-in", str(store / "test-ca.pem")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (store / f"{hashed}.0").unlink(missing_ok=True)
+    (store / f"{hashed}.0").symlink_to("test-ca.pem")
+
+
+def _post_an_alert(falco: Deployed) -> None:
+    """Make Falco send an alert: SIGHUP with a refused rules file in place (nodriver)."""
+    before = len(falco.alerts())
+    falco.container.write(falco.rules, INVALID_RULES)
+    assert falco.container.systemctl("reload", SERVICE_NAME).returncode == 0
+    wait_for("Falco's alert", lambda: len(falco.alerts()) > before or None)
+    falco.container.write(falco.rules, VALID_RULES)
+
+
+def test_a_related_ca_is_the_only_one_falco_trusts(falco: Deployed, tmp_path: Path) -> None:
+    """arrange: a sink certified by a CA of the machine's store; another CA related.
+
+    act: an alert, with the unit as rendered for a related CA, then without its directive.
+    assert: with it, libcurl refuses the sink (the store is hidden from Falco); without it,
+    the sink gets the alert: libcurl reads the machine's store next to http_output.ca_cert.
+    """
+    sidekick_ca, store_ca = make_ca("Sidekick CA"), make_ca("A CA of the machine's store")
+    _trust_store(falco, store_ca.cert_pem)
+    falco.container.write(LAYOUT.http_ca_file, sidekick_ca.cert_pem)
+    refused = "libcurl failed to perform call: SSL peer certificate or SSH remote key was not OK"
+    try:
+        with HttpsSink(tmp_path / "sink", store_ca) as sink:
+            http = falco_config.HttpDestination(sink.url, LAYOUT.http_ca_file)
+            falco.run_with(
+                falco.unit(hidden_trust_store=LAYOUT.system_ca_dir), falco.config(http=http)
+            )
+            refusals = falco.container.journal(UNIT).count(refused)
+            _post_an_alert(falco)
+            wait_for(
+                "libcurl's refusal",
+                lambda: falco.container.journal(UNIT).count(refused) > refusals or None,
+            )
+            assert sink.alerts() == []
+
+            falco.run_with(falco.unit(), falco.config(http=http))
+            _post_an_alert(falco)
+            delivered = wait_for("the alert at the sink", lambda: sink.alerts() or None)
+            assert delivered[0]["rule"] == HOT_RESTART_FAILURE
+    finally:
+        falco.run_with(falco.unit(), falco.config())
 
 
 def _once(props: dict[str, str], sub_state: str, restarts: str = "0") -> dict[str, str] | None:

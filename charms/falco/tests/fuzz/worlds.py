@@ -158,6 +158,7 @@ class World:
                 patch.setenv(key, value)
             patch.setattr(FalcoCharm, "filesystem_root", self.machine.root)
             patch.setattr(FalcoCharm, "clock", staticmethod(self.clock))
+            patch.setattr(FalcoCharm, "falco_metrics", staticmethod(self.machine.falco_metrics))
             yield self
 
     def settle(self, state: testing.State, event: Callable[[Ctx], Any]) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import real_tools
 import workloads
 from falco_rig import sidekick_relation
 from real_falco import HttpsSink, expected_alerts, keep_sample, log_lines
@@ -47,9 +50,22 @@ def sink_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpsSink
         yield sink
 
 
-def replay(unit: RealUnit) -> str:
+def in_trust_store(store: Path) -> tuple[str, ...]:
+    """Return a wrapper running a command where ``store`` is the machine's trust store.
+
+    A private mount namespace binds ``store`` over /etc/ssl/certs for that command only:
+    the host's own store is never touched.
+    """
+    real_tools.require_root("a private mount namespace puts the trust store in place")
+    unshare = real_tools.require("unshare", "util-linux")
+    mount = 'mount --bind "$0" /etc/ssl/certs && exec "$@"'
+    return (unshare, "--mount", "--propagation", "private", "--", "sh", "-c", mount, str(store))
+
+
+def replay(unit: RealUnit, trust_store: Path | None = None) -> str:
     """Run the real Falco on the live falco.yaml over the self-test capture; its log."""
     capture = workloads.require(workloads.SELFTEST_CAPTURE)
+    wrapper = in_trust_store(trust_store) if trust_store is not None else ()
     result = unit.falco.run(
         "-c",
         str(unit.config_file),
@@ -58,6 +74,7 @@ def replay(unit: RealUnit) -> str:
         "-o",
         f"engine.replay.capture_file={capture}",
         env={**os.environ, "FALCO_HOSTNAME": workloads.SELFTEST_HOSTNAME},
+        wrapper=wrapper,
     )
     assert result.returncode == 0, result.stderr
     return result.stderr
@@ -120,6 +137,68 @@ def test_a_sink_certified_by_another_ca_receives_nothing(unit: RealUnit, tmp_pat
     # Falco said why (libcurl's words), and replayed to the end of the capture (exit 0).
     refused = "libcurl failed to perform call: SSL peer certificate or SSH remote key was not OK"
     assert refused in log_lines(log)
+
+
+@pytest.fixture(name="store_trusts_other_ca")
+def store_trusts_other_ca_fixture(unit: RealUnit) -> Iterator[Path]:
+    """The other CA in a trust store laid out like Debian's and Ubuntu's /etc/ssl/certs.
+
+    One PEM file per CA, its OpenSSL hash link (what a CA directory lookup opens), and the
+    ca-certificates.crt bundle (libcurl's default CA file). The store is the machine's
+    /etc/ssl/certs, rooted under the unit's fake machine like every path of the charm; the
+    host's own store is never touched.
+    """
+    openssl = real_tools.require("openssl", "openssl")
+    store = unit.layout.system_ca_dir
+    store.mkdir(parents=True, exist_ok=True)
+    pem = store / "another-ca.pem"
+    pem.write_text(OTHER_CA.cert_pem)
+    (store / "ca-certificates.crt").write_text(OTHER_CA.cert_pem)
+    hashed = subprocess.run(
+        [openssl, "x509", "-hash", "-noout", "-in", str(pem)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (store / f"{hashed}.0").symlink_to(pem.name)
+    yield store
+    shutil.rmtree(store)
+
+
+def test_without_a_related_ca_the_machines_trust_store_verifies_the_sink(
+    unit: RealUnit, tmp_path: Path, store_trusts_other_ca: Path
+) -> None:
+    """arrange: a sink certified by a CA of the machine's store; no CA related. act: replay.
+
+    assert: delivered (a public CA signs the ingress: the store is what verifies it).
+    """
+    with HttpsSink(tmp_path / "public", OTHER_CA) as sink:
+        unit.relate(sidekick_relation(sink.url))
+        http = unit.live_config()["http_output"]
+        assert (http["ca_cert"], http["ca_path"]) == ("", str(store_trusts_other_ca))
+
+        replay(unit, trust_store=store_trusts_other_ca)
+
+        assert [comparable(alert) for alert in sink.alerts()] == expected()
+
+
+def test_libcurl_trusts_the_machines_store_besides_the_related_ca(
+    unit: RealUnit, tmp_path: Path, store_trusts_other_ca: Path
+) -> None:
+    """arrange: a sink certified by a CA of the machine's store; another CA related.
+
+    act: replay outside the charm's unit. assert: delivered all the same. Falco sets only
+    libcurl's CA file (``ca_cert``; ``ca_path`` is used only without one), and libcurl still
+    looks in its built-in CA directory, /etc/ssl/certs. This is why the unit hides the
+    machine's store from Falco while a CA is related (systemd_unit; proved under a real
+    systemd in tests/component/test_unit_under_systemd.py).
+    """
+    with HttpsSink(tmp_path / "impostor", OTHER_CA) as impostor:
+        unit.relate(sidekick_relation(impostor.url, CA.cert_pem))
+
+        replay(unit, trust_store=store_trusts_other_ca)
+
+        assert [comparable(alert) for alert in impostor.alerts()] == expected()
 
 
 @pytest.mark.parametrize(

@@ -16,12 +16,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import coexistence
 import cos_content
 import falco_metrics
 import promql
 import pytest
 import yaml
 from git_servers import free_port
+from layout import Layout
 from ops import testing
 from real_falco import NodriverFalco, Sample, http_get, keep_sample, parse_metrics
 from real_unit import RealUnit, real_unit
@@ -172,3 +174,26 @@ def test_the_guard_check_sees_an_unguarded_increase() -> None:
 
     assert falco_metrics.rated_metrics(expr) == {"falcosecurity_falco_rules_matches_total"}
     assert not falco_metrics.counts_first_event(expr, "falcosecurity_falco_rules_matches_total")
+
+
+def test_the_real_falco_is_seen_as_another_falco_and_as_its_ports_holder(
+    unit: RealUnit, falco: NodriverFalco, tmp_path: Path
+) -> None:
+    """arrange: the real Falco running outside any payload directory of a second machine.
+
+    act: look through the real /proc as that machine's charm would. assert: it holds its
+    metrics port and it is another Falco; as the charm's own (its MainPID), neither.
+    """
+    elsewhere = Layout(tmp_path / "other-machine", proc=Path("/proc"))
+    port = int(unit.state.config["metrics-port"])
+
+    holders = coexistence.port_holders(elsewhere, port)
+    others = coexistence.other_falcos(elsewhere)
+
+    assert [(holder.pid, holder.name) for holder in holders] == [(falco.pid, "falco")]
+    assert falco.pid in [other.pid for other in others]
+    assert coexistence.port_holders(elsewhere, port, own_pid=falco.pid) == []
+    assert falco.pid not in [p.pid for p in coexistence.other_falcos(elsewhere, falco.pid)]
+    # On its own machine, its executable is under the charm's payloads: not another Falco.
+    own = Layout(unit.machine.root, proc=Path("/proc"))
+    assert falco.pid not in [p.pid for p in coexistence.other_falcos(own)]

@@ -10,6 +10,7 @@ what the real Falco accepts).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import real_tools
+import workloads
 from git_repos import RulesRepo, rule
 from git_servers import SshGitServer
 from ops import testing
@@ -213,10 +215,14 @@ def test_repository_content_falco_refuses_keeps_the_last_good_set(
 
     assert action.failure == REFUSED + error
     assert status == testing.BlockedStatus(REFUSED + error)
+    tarball = workloads.require(workloads.FALCO_TARBALL).read_bytes()
     assert action.results == {
         "commit": good,
         "files": "rules.d/10-custom.yaml\ncustom-rules option",
         "validation": REFUSED + error,
+        # Which Falco runs: the real tarball, by its digest.
+        "falco-version": workloads.FALCO_VERSION,
+        "payload-sha256": hashlib.sha256(tarball).hexdigest(),
     }
     # Fixed in the repository: applied, as the real Falco accepts it.
     assert (fixed.failure, unit.status) == (None, LOCAL_ONLY)

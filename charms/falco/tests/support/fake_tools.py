@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Hand-written stand-ins for the machine tools the falco charm drives.
 
-One script, installed under several names (``systemctl``, ``dkms``, ``modprobe``, ``dpkg``,
-``apt-get``, ``apt-cache``), dispatching on the name it was called by. Each call is appended
-to ``$FAKE_STATE_DIR/calls.jsonl``; the tools keep their state in ``$FAKE_STATE_DIR`` as JSON,
-so a test can read what the machine would look like and set knobs (a failing start, a failing
-DKMS build, a package apt cannot find).
+One script, installed under several names (``systemctl``, ``journalctl``, ``dkms``,
+``modprobe``, ``dpkg``, ``apt-get``, ``apt-cache``), dispatching on the name it was called by.
+Each call is appended to ``$FAKE_STATE_DIR/calls.jsonl``; the tools keep their state in
+``$FAKE_STATE_DIR`` as JSON, so a test can read what the machine would look like and set
+knobs (a failing start, a failing DKMS build, a package apt cannot find).
 
 It follows the real tools' contracts the charm depends on. ``systemctl`` models what systemd
 252 does with a ``Type=simple`` service, and tests/component/test_systemctl_conformance.py
@@ -14,6 +14,9 @@ holds it to a real one: a start succeeds once the process runs, and a process th
 ``Restart=`` says, until the start limit; ``show -p`` prints ``Key=value`` lines in systemd's
 order; units load on demand, are garbage-collected when inactive and not wanted, and warn when
 their file changed on disk without ``daemon-reload``; ``enable``/``disable`` reload systemd.
+What systemd logs about a unit (started, exited, scheduled restart, start limit, stopped) goes
+to a journal with the lines a failing process printed (``fail_output``), and ``journalctl -u
+<unit> -n <N> -o cat`` prints its end as the real one does.
 ``dpkg -l`` prints its five header lines; DKMS builds from ``/usr/src/<m>-<v>``.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,33 @@ def _digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+# ------------------------------------------------------------------------------ Falco's files
+def falco_files(config: Path) -> dict[str, Any] | None:
+    """Return what a Falco started on ``config`` reads, as its /metrics would say.
+
+    Its port, then (base name, sha256 of the bytes) of the config file and of every rules
+    file it loads: ``rules_files`` in order, a folder's .yaml and .yml files by name, missing
+    paths skipped. tests/real/test_hot_reload.py holds this to the real Falco's /metrics.
+    """
+    import yaml  # the test interpreter's; only units that run a Falco need it
+
+    if not config.is_file():
+        return None
+    data = yaml.safe_load(config.read_text()) or {}
+    loaded = []
+    for entry in data.get("rules_files") or []:
+        rules = Path(entry)
+        if rules.is_dir():
+            loaded += sorted(p for p in rules.iterdir() if p.suffix in (".yaml", ".yml"))
+        elif rules.is_file():
+            loaded.append(rules)
+    return {
+        "port": (data.get("webserver") or {}).get("listen_port"),
+        "config": [[config.name, _digest(config)]],
+        "rules": sorted([file.name, _digest(file)] for file in loaded),
+    }
+
+
 # ------------------------------------------------------------------------------ systemctl
 # Held to Debian 12's systemd 252 by tests/component/test_systemctl_conformance.py, which runs
 # the same command sequences here and under a real systemd and compares what both print.
@@ -60,6 +91,8 @@ SHOW_ORDER = (
     "MainPID",
     "Result",
     "NRestarts",
+    "ExecMainCode",
+    "ExecMainStatus",
     "Id",
     "LoadState",
     "ActiveState",
@@ -79,6 +112,12 @@ STALE_WARNING = (
 )
 DEFAULT_START_LIMIT_BURST = 5
 FIRST_PID = 4000
+# ExecMainCode: how the main process ended (siginfo's si_code): still running or never
+# started, exited, killed by a signal.
+CLD_NONE, CLD_EXITED, CLD_KILLED = 0, 1, 2
+SIGTERM = 15
+# The journal keeps this many lines per unit (journalctl -n asks for the last few only).
+JOURNAL_LINES = 500
 
 
 class SystemctlError(Exception):
@@ -96,6 +135,8 @@ def _unit_settings(text: str | None) -> dict[str, Any]:
         "burst": DEFAULT_START_LIMIT_BURST,
         "reloadable": False,
         "installable": False,
+        "description": "",
+        "start_pre": False,
     }
     for line in (text or "").splitlines():
         key, _, value = line.strip().partition("=")
@@ -105,6 +146,12 @@ def _unit_settings(text: str | None) -> dict[str, Any]:
             settings["burst"] = int(value)
         elif key == "ExecReload":
             settings["reloadable"] = True
+        elif key == "Description":
+            settings["description"] = value
+        elif key == "ExecStartPre":
+            settings["start_pre"] = True
+        elif key == "ExecStart" and " -c " in value:
+            settings["falco_config"] = value.split(" -c ", 1)[1].split()[0]
         elif line.strip() == "[Install]":
             settings["installable"] = True
     return settings
@@ -176,6 +223,8 @@ class FakeSystemd:
                 "attempts": 0,
                 "pid": 0,
                 "job": 0,
+                "code": CLD_NONE,
+                "status": 0,
             }
             self._load_file(name)
         return self.units[name]
@@ -208,6 +257,42 @@ class FakeSystemd:
         knob = self.state["knobs"].get("fail_start")
         return bool(knob) and (knob is True or name in knob)
 
+    # --- what a Falco the unit runs reads ---
+    def _falco_read(self, name: str) -> None:
+        """The unit's Falco (re)reads its files: record what it now runs, its watches armed."""
+        unit = self.units[name]
+        if unit.get("falco_config"):
+            unit["falco_files"] = falco_files(Path(unit["falco_config"]))
+            self.state["knobs"].pop("falco_watch_lost", None)
+
+    # --- what systemd logs about a unit ---
+    def log(self, name: str, *lines: str) -> None:
+        """Append ``lines`` to the journal of ``name`` (what ``journalctl -u`` shows)."""
+        journal = self.state.setdefault("journal", {}).setdefault(name, [])
+        journal.extend(lines)
+        del journal[:-JOURNAL_LINES]
+
+    def _label(self, name: str) -> str:
+        """Return how systemd names the unit in its messages: with its Description if any."""
+        description = self.units[name].get("description")
+        return f"{name} - {description}" if description else name
+
+    def _log_start(self, name: str) -> None:
+        # "Starting" only shows when the unit spends time activating: with ExecStartPre.
+        if self.units[name].get("start_pre"):
+            self.log(name, f"Starting {self._label(name)}...")
+        self.log(name, f"Started {self._label(name)}.")
+
+    def _log_stop(self, name: str, running: bool, restarting: bool = False) -> None:
+        label = self._label(name)
+        if running and restarting:
+            # A restart job logs the old process's end only, then the start.
+            self.log(name, f"{name}: Deactivated successfully.")
+            return
+        if running:
+            self.log(name, f"Stopping {label}...", f"{name}: Deactivated successfully.")
+        self.log(name, f"Stopped {label}.")
+
     # --- what happens to a unit ---
     def _attempt(self, name: str, fails: bool, manual: bool) -> None:
         """Start ``name`` once if its start limit allows; Type=simple: the job succeeds.
@@ -221,6 +306,12 @@ class FakeSystemd:
             unit.update(active="failed", sub="failed", pid=0)
             if unit["result"] == "success":
                 unit["result"] = "start-limit-hit"
+            self.log(
+                name,
+                f"{name}: Start request repeated too quickly.",
+                f"{name}: Failed with result '{unit['result']}'.",
+                f"Failed to start {self._label(name)}.",
+            )
             reason = JOB_FAILURES[unit["result"]]
             raise SystemctlError(
                 f"Job for {name} failed because {reason}.\n"
@@ -230,27 +321,50 @@ class FakeSystemd:
         unit["job"] = 0
         if manual:
             unit["restarts"] = 0
+        self._log_start(name)
         if fails:
             unit["attempts"] += 1
             self._exited(name)
             return
         unit["attempts"] = 1
         self.state["next_pid"] = self.state.get("next_pid", FIRST_PID) + 1
-        unit.update(active="active", sub="running", result="success", pid=self.state["next_pid"])
+        unit.update(
+            active="active",
+            sub="running",
+            result="success",
+            pid=self.state["next_pid"],
+            code=CLD_NONE,
+            status=0,
+        )
+        self._falco_read(name)
 
     def _exited(self, name: str) -> None:
         """The main process exited with status 1: restart later, or fail (Restart=)."""
         unit = self.units[name]
+        self.log(name, *self.state["knobs"].get("fail_output", []))
         restarting = unit["restart"] in ("on-failure", "always")
         state = ("activating", "auto-restart") if restarting else ("failed", "failed")
-        unit.update(active=state[0], sub=state[1], result="exit-code", pid=0)
+        unit.update(
+            active=state[0], sub=state[1], result="exit-code", pid=0, code=CLD_EXITED, status=1
+        )
+        self.log(
+            name,
+            f"{name}: Main process exited, code=exited, status=1/FAILURE",
+            f"{name}: Failed with result 'exit-code'.",
+        )
 
     def _manual_start(self, name: str) -> None:
         self._attempt(name, self._fails(name), manual=True)
 
     def _automatic_restart(self, name: str, fails: bool) -> None:
         # Counted before the start limit is checked: the refused restart counts too.
-        self.units[name]["restarts"] += 1
+        unit = self.units[name]
+        unit["restarts"] += 1
+        self.log(
+            name,
+            f"{name}: Scheduled restart job, restart counter is at {unit['restarts']}.",
+            f"Stopped {self._label(name)}.",
+        )
         self._attempt(name, fails, manual=False)
 
     def give_up(self, name: str) -> None:
@@ -264,9 +378,15 @@ class FakeSystemd:
             except SystemctlError:
                 break
 
-    def _stop(self, name: str) -> None:
+    def _stop(self, name: str, restarting: bool = False) -> None:
         unit = self.units[name]
-        if unit["active"] in ("active", "activating"):
+        if unit["active"] == "active":
+            # SIGTERM ends the main process: a process that does not handle it (the sleep of
+            # the conformance units) is killed by it.
+            self._log_stop(name, running=True, restarting=restarting)
+            unit.update(active="inactive", sub="dead", pid=0, code=CLD_KILLED, status=SIGTERM)
+        elif unit["active"] == "activating":
+            self._log_stop(name, running=False)
             unit.update(active="inactive", sub="dead", pid=0)
         unit["job"] = 0
 
@@ -301,7 +421,7 @@ class FakeSystemd:
         """Stop the unit if it runs or waits to restart, then start it at once."""
         self._found(name, "restart")
         self._warn_if_stale(name, starting=True)
-        self._stop(name)
+        self._stop(name, restarting=True)
         self._manual_start(name)
 
     def stop(self, name: str) -> None:
@@ -322,8 +442,17 @@ class FakeSystemd:
                 3,
             )
         if unit["active"] != "active":
+            self.log(name, f"{name}: Unit cannot be reloaded because it is inactive.")
             raise SystemctlError(f"{name} is not active, cannot reload.", 1)
         self.state["reloads"] = self.state.get("reloads", 0) + 1
+        label = self._label(name)
+        self.log(name, f"Reloading {label}...", f"Reloaded {label}.")
+        if not self.state["knobs"].get("falco_ignores_sighup"):
+            self._falco_read(name)
+        # A real process standing in for the unit's (tests/real): ExecReload's SIGHUP.
+        process = self.state["knobs"].get("main_process")
+        if process:
+            os.kill(int(process), signal.SIGHUP)
 
     def enable(self, name: str) -> None:
         """Link the unit into multi-user.target, then reload systemd as systemctl does."""
@@ -387,6 +516,8 @@ class FakeSystemd:
             "MainPID": str(unit["pid"]),
             "Result": unit["result"],
             "NRestarts": str(unit["restarts"]),
+            "ExecMainCode": str(unit["code"]),
+            "ExecMainStatus": str(unit["status"]),
             "Id": name,
             "LoadState": "loaded" if unit["loaded"] is not None else "not-found",
             "ActiveState": unit["active"],
@@ -502,6 +633,23 @@ def systemctl(argv: list[str]) -> int:
     return code
 
 
+# ------------------------------------------------------------------------------ journalctl
+def journalctl(argv: list[str]) -> int:
+    """Print the end of a unit's journal: ``-u <unit> [-n <lines>] [-o cat] [--no-pager]``.
+
+    Only the message text is kept (``-o cat``); a unit without entries prints nothing.
+    """
+    unit = _unit_name(_option(argv, "-u"))
+    count = int(_option(argv, "-n") or 10)
+    if "-u" not in argv or _option(argv, "-o") not in ("", "cat"):
+        print(f"fake journalctl: unsupported arguments {argv}", file=sys.stderr)
+        return 2
+    lines = _load("systemd").get("journal", {}).get(unit, [])
+    for line in lines[-count:] if count else []:
+        print(line)
+    return 0
+
+
 # ------------------------------------------------------------------------------ dkms, modprobe
 def _option(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1] if flag in argv else ""
@@ -586,6 +734,7 @@ def apt_get(argv: list[str]) -> int:
 
 TOOLS = {
     "systemctl": systemctl,
+    "journalctl": journalctl,
     "dkms": dkms,
     "modprobe": lambda argv: 0,
     "dpkg": dpkg,

@@ -38,6 +38,9 @@ def machine_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for key, value in machine.environ().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(FalcoCharm, "filesystem_root", machine.root)
+    # Falco's /metrics on the fake machine (tests/real hold it to the real one).
+    monkeypatch.setattr(FalcoCharm, "falco_metrics", staticmethod(machine.falco_metrics))
+    monkeypatch.setattr(FalcoCharm, "reload_wait_s", 0.5)
     yield machine
 
 

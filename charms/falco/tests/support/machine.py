@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fake_tools import WANTS, FakeSystemd
+import reload_check
+from fake_tools import WANTS, FakeSystemd, falco_files
 
 SUPPORT = Path(__file__).resolve().parent
 FIXTURES = Path(__file__).resolve().parent.parent / "reference"
-TOOL_NAMES = ("systemctl", "dkms", "modprobe", "dpkg", "apt-get", "apt-cache")
+TOOL_NAMES = ("systemctl", "journalctl", "dkms", "modprobe", "dpkg", "apt-get", "apt-cache")
 FALCO_VERSION = "0.44.1"
 DRIVER_VERSION = "10.2.0+driver"
 
@@ -126,6 +127,8 @@ class FakeMachine:
             (self.root / tool).write_bytes(b"#!/bin/sh\nexit 0\n")
             (self.root / tool).chmod(0o755)
         self.set_kernel(self.kernel_release, btf=self.btf)
+        # Juju's agent directory of the unit the tests run (ownership.py reads it).
+        self.deploy_unit("falco/0")
         script = _script(SUPPORT / "fake_tools.py")
         for name in TOOL_NAMES:
             (self.bin / name).write_bytes(script)
@@ -153,6 +156,51 @@ class FakeMachine:
             path = self.root / "sys/kernel/security/lockdown"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(lockdown + "\n")
+
+    def agent_dir(self, unit: str) -> Path:
+        """Return where Juju keeps the agent directory of ``unit`` on this machine."""
+        return self.root / "var/lib/juju/agents" / f"unit-{unit.replace('/', '-')}"
+
+    def deploy_unit(self, unit: str) -> None:
+        """Make ``unit`` deployed on this machine, as Juju's agent directory shows it."""
+        (self.agent_dir(unit) / "charm").mkdir(parents=True, exist_ok=True)
+
+    def undeploy_unit(self, unit: str) -> None:
+        """Make ``unit`` gone from this machine, as when Juju removed it (hooks or not)."""
+        shutil.rmtree(self.agent_dir(unit))
+
+    def add_process(
+        self, pid: int, name: str, exe: str, listen_port: int | None = None, ipv6: bool = False
+    ) -> None:
+        """Show a process in the machine's /proc, listening on ``listen_port`` if given.
+
+        As Linux shows it: ``comm``, the ``exe`` link, a ``socket:[<inode>]`` link in ``fd``,
+        and the listening socket's line in ``net/tcp`` (``net/tcp6`` with ``ipv6``).
+        """
+        base = self.root / "proc" / str(pid)
+        (base / "fd").mkdir(parents=True)
+        (base / "comm").write_text(name + "\n")
+        (base / "exe").symlink_to(exe)
+        (base / "fd/0").symlink_to("/dev/null")
+        if listen_port is None:
+            return
+        inode = 900_000 + pid
+        (base / "fd/3").symlink_to(f"socket:[{inode}]")
+        table = self.root / "proc/net" / ("tcp6" if ipv6 else "tcp")
+        table.parent.mkdir(parents=True, exist_ok=True)
+        if not table.exists():
+            table.write_text(
+                "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+                "   uid  timeout inode\n"
+            )
+        address = "00000000000000000000000001000000" if ipv6 else "0100007F"
+        rows = len(table.read_text().splitlines()) - 1
+        with table.open("a") as lines:
+            lines.write(
+                f"{rows:4}: {address}:{listen_port:04X} {'0' * len(address)}:0000 0A "
+                f"00000000:00000000 00:00000000 00000000     0        0 {inode} 1 "
+                "0000000000000000 100 0 0 10 0\n"
+            )
 
     def make_container(self, kind: str = "lxc") -> None:
         """Make the machine look like an LXD container, as systemd records it."""
@@ -232,6 +280,28 @@ class FakeMachine:
         """Return systemd's properties of a unit, as ``systemctl show -p`` gives them."""
         values = self.systemd().properties(name)
         return {key: values[key] for key in properties}
+
+    def falco_metrics(self, port: int) -> reload_check.Running | None:
+        """Return what the machine's Falco reports running on its /metrics at ``port``.
+
+        None while no Falco runs or listens there. A Falco whose file watches work runs what
+        is on disk (it reloads on every replacement); with the systemd knob
+        ``falco_watch_lost`` it runs what it read at its last start or SIGHUP.
+        """
+        systemd = self.tool_state("systemd")
+        unit = systemd.get("units", {}).get("juju-falco.service")
+        if not unit or unit["active"] != "active" or not unit.get("falco_config"):
+            return None
+        if systemd.get("knobs", {}).get("falco_watch_lost"):
+            files = unit.get("falco_files")
+        else:
+            files = falco_files(Path(unit["falco_config"]))
+        if not files or files["port"] != port:
+            return None
+        return reload_check.Running(
+            config=tuple(sorted((name, sha) for name, sha in files["config"])),
+            rules=tuple(sorted((name, sha) for name, sha in files["rules"])),
+        )
 
     def systemctl_verbs(self) -> list[str]:
         """Return the systemctl verbs called, in order (queries included)."""

@@ -90,11 +90,11 @@ class Falco:
     binary: Path
 
     def run(
-        self, *args: str, env: dict[str, str] | None = None
+        self, *args: str, env: dict[str, str] | None = None, wrapper: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``falco args`` and return what it did (never raises on a failure)."""
+        """Run ``falco args`` (under ``wrapper``, a command line that ends by running it)."""
         return subprocess.run(
-            [str(self.binary), *args],
+            [*wrapper, str(self.binary), *args],
             capture_output=True,
             text=True,
             check=False,
@@ -206,6 +206,22 @@ class NodriverFalco:
     def restarts(self) -> int:
         """How many times Falco restarted itself in this process (hot reloads)."""
         return self.log_text().count(RESTARTING)
+
+    def wait_until_settled(self, quiet_s: float = 1.5) -> None:
+        """Wait until Falco has not restarted itself for ``quiet_s`` (a reload is over).
+
+        File events that arrive while Falco reloads are lost: its watches are re-armed only
+        once a reload is done.
+        """
+        seen = {"restarts": self.restarts(), "since": time.monotonic()}
+
+        def settled() -> bool:
+            now = self.restarts()
+            if now != seen["restarts"]:
+                seen.update(restarts=now, since=time.monotonic())
+            return time.monotonic() - seen["since"] >= quiet_s and self._healthy()
+
+        wait_for(settled, "Falco to be done reloading")
 
     def scrape(self, path: str = "/metrics", port: int | None = None) -> list[Sample]:
         """Return the samples Falco serves at ``path``."""

@@ -168,19 +168,20 @@ class Container:
         return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
     def systemctl_on_path(self, directory: Path) -> Path:
-        """Write a ``systemctl`` into ``directory`` that runs the container's; return it.
+        """Write ``systemctl`` and ``journalctl`` into ``directory`` that run the container's.
 
-        Put first on PATH, it lets the charm's own code (which runs ``systemctl`` by name)
-        ask the real systemd about the unit.
+        Put first on PATH, the directory lets the charm's own code (which finds these tools
+        on PATH) ask the real systemd about the unit and read its real journal. Returns it.
         """
         directory.mkdir(parents=True, exist_ok=True)
-        shim = directory / "systemctl"
         path = CONTAINER_ENV["PATH"]
-        shim.write_text(
-            "#!/bin/sh\n"
-            f'exec {self.nsenter} -t {self.init_pid} -a env -i PATH={path} systemctl "$@"\n'
-        )
-        shim.chmod(0o755)
+        for tool in ("systemctl", "journalctl"):
+            shim = directory / tool
+            shim.write_text(
+                "#!/bin/sh\n"
+                f'exec {self.nsenter} -t {self.init_pid} -a env -i PATH={path} {tool} "$@"\n'
+            )
+            shim.chmod(0o755)
         return directory
 
     def journal(self, unit: str) -> str:

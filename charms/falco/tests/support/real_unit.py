@@ -129,8 +129,14 @@ def prepare_charm_root(root: Path, tarball: Path) -> Path:
 
 
 @contextmanager
-def real_unit(base: Path, charm_root: Path, real_git: bool = False) -> Iterator[RealUnit]:
-    """Yield a unit on a new FakeMachine under ``base``, its environment patched meanwhile."""
+def real_unit(
+    base: Path, charm_root: Path, real_git: bool = False, real_metrics: bool = False
+) -> Iterator[RealUnit]:
+    """Yield a unit on a new FakeMachine under ``base``, its environment patched meanwhile.
+
+    With ``real_metrics`` the charm reads what Falco runs from the real Falco's /metrics
+    (a test runs one on the unit's metrics-port); otherwise from the fake machine's.
+    """
     with pytest.MonkeyPatch.context() as patch:
         machine = FakeMachine(base / "machine")
         if real_git:
@@ -138,6 +144,8 @@ def real_unit(base: Path, charm_root: Path, real_git: bool = False) -> Iterator[
         for key, value in machine.environ().items():
             patch.setenv(key, value)
         patch.setattr(FalcoCharm, "filesystem_root", machine.root)
+        if not real_metrics:
+            patch.setattr(FalcoCharm, "falco_metrics", staticmethod(machine.falco_metrics))
         # systemd creates the alert log's directory when it starts the unit (LogsDirectory=).
         Layout(machine.root).alert_log_dir.mkdir(parents=True, exist_ok=True)
         # What Charmhub hands out when the operator attached nothing: an empty placeholder.

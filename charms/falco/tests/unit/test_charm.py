@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ LOCAL_ONLY = testing.ActiveStatus("alerts stay on this host: integrate http-endp
 def rendered(machine: FakeMachine) -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((machine.root / CONFIG).read_text())
     return data
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def installed(ctx: testing.Context[FalcoCharm], state: testing.State) -> testing.State:
@@ -95,7 +100,8 @@ def test_hook_without_changes_writes_and_restarts_nothing(
     out = ctx.run(getattr(ctx.on, event)(), out)
 
     assert changed_files(before, machine.files()) == 0
-    assert set(machine.systemctl_verbs()) <= {"is-active"}
+    # One read of the unit's state, shared by the reconcile and the status.
+    assert machine.systemctl_verbs() == ["show"]
     assert machine.calls("falco") == []
     assert out.unit_status == LOCAL_ONLY
 
@@ -116,7 +122,7 @@ def test_outputs_queue_change_is_a_hot_reload(
     assert rendered(machine)["outputs_queue"] == {"capacity": 5000}
     # Replaced atomically (new inode) so Falco's watcher reloads; no SIGHUP, no restart.
     assert (machine.root / CONFIG).stat().st_ino != inode
-    assert set(machine.systemctl_verbs()) <= {"is-active"}
+    assert machine.systemctl_verbs() == ["show"]
     assert machine.unit()["active"] is True
     assert out.unit_status == LOCAL_ONLY
 
@@ -165,14 +171,14 @@ def test_invalid_config_blocks_and_keeps_falco_running(
     assert machine.unit()["active"] is True
 
 
-def test_failed_start_is_reported_as_systemd_reports_it_and_not_retried_by_idle_hooks(
+def test_falco_that_systemd_restarts_by_itself_is_left_to_systemd(
     ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
 ) -> None:
-    """arrange: Falco exits at start. act: install, idle hooks, systemd gives up, a fix.
+    """arrange: Falco exits at start. act: install, then idle hooks.
 
     assert: `systemctl start` succeeds (Type=simple) and the status says what systemd says:
-    not running while it waits to restart Falco, failed once it gave up; idle hooks start
-    nothing; the fix clears the failure and starts Falco once.
+    not running while it waits to restart Falco; idle hooks start nothing on top of
+    systemd's own restarts.
     """
     machine.set_knob("systemd", "fail_start", True)
 
@@ -183,25 +189,39 @@ def test_failed_start_is_reported_as_systemd_reports_it_and_not_retried_by_idle_
         "Result": "exit-code",
     }
     assert out.unit_status == testing.BlockedStatus(
-        "Falco is not running: see `journalctl -u juju-falco`"
+        "Falco is not running (systemd restarts it, 0 restarts so far): "
+        "see `journalctl -u juju-falco`"
     )
     machine.clear_calls()
-    out = ctx.run(ctx.on.update_status(), out)
+    for _ in range(3):
+        out = ctx.run(ctx.on.update_status(), out)
     assert machine.restarts() == 0
+    assert machine.systemctl_verbs() == ["show"] * 3
 
+
+def test_failed_falco_is_started_by_the_next_hook_then_runs(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco failed (systemd gave up after its start limit), then the cause went.
+
+    act: update-status twice. assert: the first clears systemd's failed state and starts
+    Falco once, read once before and once after; the second does nothing.
+    """
+    out = installed(ctx, state)
     machine.crash()
-    out = ctx.run(ctx.on.update_status(), out)
-    assert out.unit_status == testing.BlockedStatus(
-        "Falco is failed: see `journalctl -u juju-falco`"
-    )
-    assert machine.restarts() == 0
+    machine.clear_calls()
 
-    machine.set_knob("systemd", "fail_start", False)
-    out = ctx.run(
-        ctx.on.config_changed(), dataclasses.replace(out, config={"buffer-size-preset": 5})
-    )
-    assert "reset-failed" in machine.systemctl_verbs()
-    assert machine.restarts() == 1
+    out = ctx.run(ctx.on.update_status(), out)
+
+    assert machine.systemctl_verbs() == ["show", "reset-failed", "restart", "show"]
+    assert machine.unit()["active"] is True
+    assert out.unit_status == LOCAL_ONLY
+    machine.clear_calls()
+    before = machine.files()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert machine.systemctl_verbs() == ["show"]
+    # The count of starts is forgotten once Falco runs: one record removed.
+    assert changed_files(before, machine.files()) == 1
     assert out.unit_status == LOCAL_ONLY
 
 
@@ -227,18 +247,19 @@ def test_a_fix_while_systemd_waits_to_restart_falco_applies_at_once(
     assert out.unit_status == LOCAL_ONLY
 
 
-def test_stopped_service_is_reported(
+def test_stopped_service_is_started_by_the_next_hook(
     ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
 ) -> None:
-    """arrange: Falco installed, then stopped by hand. act: update-status. assert: Blocked."""
+    """arrange: Falco installed, then stopped by hand. act: update-status. assert: started."""
     out = installed(ctx, state)
     machine.stop_by_hand()
+    machine.clear_calls()
 
     out = ctx.run(ctx.on.update_status(), out)
 
-    assert out.unit_status == testing.BlockedStatus(
-        "Falco is not running: see `journalctl -u juju-falco`"
-    )
+    assert machine.systemctl_verbs() == ["show", "restart", "show"]
+    assert machine.unit()["active"] is True
+    assert out.unit_status == LOCAL_ONLY
 
 
 def test_remove_stops_disables_and_deletes_everything_it_created(
@@ -286,3 +307,51 @@ def test_no_payload_at_all_blocks(
         "no usable Falco payload: attach the 'falco' resource"
     )
     assert machine.restarts() == 0
+
+
+def test_a_reload_falco_missed_is_sent_sighup(
+    ctx: testing.Context[FalcoCharm],
+    state: testing.State,
+    machine: FakeMachine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """arrange: Falco running, its file watches lost (an earlier reload failed).
+
+    act: a change applied as a hot reload. assert: Falco's /metrics still show the old
+    falco.yaml, so the charm sends SIGHUP once, and Falco then runs the new one; no restart.
+    """
+    out = installed(ctx, state)
+    machine.set_knob("systemd", "falco_watch_lost", True)
+    machine.clear_calls()
+
+    ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"minimum-priority": "notice"})
+    )
+
+    assert machine.systemctl_verbs() == ["show", "reload"]
+    assert machine.restarts() == 0
+    port = rendered(machine)["webserver"]["listen_port"]
+    running = machine.falco_metrics(port)
+    assert running is not None
+    assert running.config == (("falco.yaml", sha256(machine.root / CONFIG)),)
+    assert "sending it SIGHUP" in caplog.text
+
+
+def test_a_reload_falco_misses_even_after_sighup_ends_in_a_restart(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: Falco's watches lost, and SIGHUP does not make it reload either.
+
+    act: a change applied as a hot reload. assert: SIGHUP, then one restart.
+    """
+    out = installed(ctx, state)
+    machine.set_knob("systemd", "falco_watch_lost", True)
+    machine.set_knob("systemd", "falco_ignores_sighup", True)
+    machine.clear_calls()
+
+    ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(out, config={"minimum-priority": "notice"})
+    )
+
+    assert machine.systemctl_verbs() == ["show", "reload", "restart", "show"]
+    assert machine.unit()["active"] is True

@@ -392,3 +392,101 @@ def test_removing_the_repository_unloads_its_rules_and_forgets_it(rig: Rig) -> N
     assert not (rig.machine.root / "var/lib/juju-falco/custom-config-repo.json").exists()
     assert out.unit_status == LOCAL_ONLY
     assert REPO_HOST not in (rig.machine.root / CONFIG).read_text()
+
+
+# ------------------------------------------------------------------------------ damage
+DAMAGE = {
+    "inline rules deleted": lambda base: (base / "custom-rules.yaml").unlink(),
+    "inline rules emptied": lambda base: (base / "custom-rules.yaml").write_text(""),
+    "a repository file deleted": lambda base: (base / "rules.d/10-custom.yaml").unlink(),
+    "a repository file altered": lambda base: (base / "rules.d/10-custom.yaml").write_text(
+        rule("Custom rule one").replace("WARNING", "DEBUG")
+    ),
+    "a file added": lambda base: (base / "rules.d/99-planted.yaml").write_text("[]\n"),
+    "the whole set deleted": lambda base: __import__("shutil").rmtree(base),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_live_rule_set_is_written_again_whole(rig: Rig, damage: str) -> None:
+    """arrange: repository and inline rules running. act: damage the set; update-status twice.
+
+    assert: the first hook writes the recorded content again, whole, to a new directory
+    that falco.yaml then names (one reload, no restart); the damaged one stays until the
+    next change; the second hook does nothing.
+    """
+    out = rig.install("v1", **{"custom-rules": INLINE})
+    before = loaded(rig.machine)
+    damaged = rule_set_dir(rig.machine)
+    assert damaged is not None
+    DAMAGE[damage](damaged)
+    rig.machine.clear_calls()
+    inode = (rig.machine.root / CONFIG).stat().st_ino
+
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
+
+    assert reloaded_once(rig.machine, inode)
+    repaired = rule_set_dir(rig.machine)
+    assert repaired is not None and repaired.name == f"{damaged.name}-1"
+    assert loaded(rig.machine) == before
+    assert sorted(p.name for p in repaired.rglob("*")) == sorted(
+        ["rules.d", "10-custom.yaml", "custom-rules.yaml"]
+    )
+    assert out.unit_status == LOCAL_ONLY
+    rig.machine.clear_calls()
+    files = rig.machine.files()
+    rig.ctx.run(rig.ctx.on.update_status(), out)
+    assert changed_files(files, rig.machine.files()) == 0
+    assert rig.machine.calls("falco") == []
+
+
+def test_damage_never_shrinks_the_last_good_set(rig: Rig) -> None:
+    """arrange: rules running; a file of the live set deleted. act: new rules Falco refuses.
+
+    assert: the refusal keeps the last good set whole (as recorded, not as left on disk).
+    """
+    out = rig.install("main", **{"custom-rules": INLINE})
+    before = loaded(rig.machine)
+    live = rule_set_dir(rig.machine)
+    assert live is not None
+    (live / "rules.d/10-custom.yaml").unlink()
+    rig.repo.commit({"rules.d/20-bad.yaml": MISSING_OUTPUT})
+    rig.clock.advance(15)
+
+    out = rig.ctx.run(rig.ctx.on.update_status(), out)
+
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert out.unit_status.message.startswith("custom rules refused, the last good set runs")
+    assert loaded(rig.machine) == before
+
+
+def test_the_rule_set_record_is_private_to_root(rig: Rig) -> None:
+    """arrange: rules running. act: look at the record. assert: 0600 in a 0700 directory."""
+    rig.install("v1", **{"custom-rules": INLINE})
+
+    (record,) = (rig.machine.root / "var/lib/juju-falco/rule-sets").iterdir()
+
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert record.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_first_fetch_and_the_validation_are_said_in_the_status(rig: Rig) -> None:
+    """arrange: a branch. act: install, then a due sync with new rules. assert: statuses.
+
+    The first fetch (a clone: it may be long) is said, a later incremental one is not; the
+    validation of new rules is said each time.
+    """
+    out = rig.install("main")
+    steps = [s.message for s in rig.ctx.unit_status_history if s.name == "maintenance"]
+    assert f"fetching custom-config-repository ssh://git@{REPO_HOST}/org/falco-rules.git" in (
+        steps
+    )
+    assert steps[-1] == "validating the custom rules and falco.yaml with Falco"
+    rig.ctx.unit_status_history.clear()
+    rig.repo.commit({"rules.d/20-more.yaml": rule("More")})
+    rig.clock.advance(15)
+
+    rig.ctx.run(rig.ctx.on.update_status(), out)
+
+    steps = [s.message for s in rig.ctx.unit_status_history if s.name == "maintenance"]
+    assert steps == ["validating the custom rules and falco.yaml with Falco"]

@@ -203,3 +203,124 @@ def test_kmod_needs_driver_sources_in_the_payload(
         "driver kmod: the Falco payload has no kmod driver sources (usr/src/falco-*); "
         "try driver=modern_ebpf"
     )
+
+
+# What the real Falco 0.44.1 printed when its modern probe could not be opened (test_journal).
+MODERN_EBPF_FAILURE = [
+    "2026-12-05T11:47:45+0000: [libs]: libpman: unable to bump RLIMIT_MEMLOCK to RLIM_INFINITY "
+    "(errno: 1 | message: Operation not permitted)",
+    "2026-12-05T11:47:45+0000: An error occurred in an event source, forcing termination...",
+    "Error: unable to configure the libpman state.",
+]
+KMOD_FAILURE = [
+    "Error: error opening device /dev/falco0. Make sure you have root credentials and that the "
+    "falco module is loaded: No such file or directory",
+]
+MEMLOCK = (
+    "the modern_ebpf probe cannot raise its locked-memory limit (RLIMIT_MEMLOCK): libpman: "
+    "unable to bump RLIMIT_MEMLOCK to RLIM_INFINITY (errno: 1 | message: Operation not permitted)"
+)
+
+
+def test_status_names_why_falco_failed_from_its_journal(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: modern_ebpf, which --dry-run accepts, fails when Falco opens it. act: install.
+
+    assert: the status names the cause from Falco's own lines in the unit's journal.
+    """
+    machine.set_knob("systemd", "fail_start", True)
+    machine.set_knob("systemd", "fail_output", MODERN_EBPF_FAILURE)
+
+    out = ctx.run(ctx.on.install(), state)
+
+    assert out.unit_status == testing.BlockedStatus(
+        f"Falco is not running (systemd restarts it, 0 restarts so far): {MEMLOCK} "
+        "(`journalctl -u juju-falco`)"
+    )
+    assert machine.calls("journalctl") == [
+        ["-u", "juju-falco", "-n", "50", "-o", "cat", "--no-pager"]
+    ]
+
+
+def test_auto_falls_back_to_kmod_once_when_modern_ebpf_fails_at_start(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: driver=auto; the modern probe fails when Falco opens it. act: install, hooks.
+
+    assert: the next hook reads the cause, builds the module and restarts Falco on kmod
+    once, and says so; later hooks change nothing.
+    """
+    machine.set_knob("systemd", "fail_start", True)
+    machine.set_knob("systemd", "fail_output", MODERN_EBPF_FAILURE)
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "auto"}))
+    assert engine(machine) == "modern_ebpf"
+    machine.set_knob("systemd", "fail_start", False)
+    machine.clear_calls()
+
+    out = ctx.run(ctx.on.update_status(), out)
+
+    assert engine(machine) == "kmod"
+    assert "ExecStartPre=+" in unit_text(machine)
+    assert machine.restarts() == 1
+    assert machine.unit()["active"] is True
+    assert out.unit_status == testing.ActiveStatus(
+        f"driver auto runs kmod: modern_ebpf failed at start ({MEMLOCK})"
+    )
+    machine.clear_calls()
+    before = machine.files()
+    out = ctx.run(ctx.on.update_status(), out)
+    assert (machine.restarts(), changed_files(before, machine.files())) == (0, 0)
+    assert machine.calls("journalctl") == []
+
+
+def test_auto_does_not_alternate_when_kmod_fails_too(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: driver=auto; modern_ebpf fails at start, then kmod fails too. act: hooks.
+
+    assert: one switch to kmod, never back; the status names kmod's failure; setting
+    driver=auto again after another value tries modern_ebpf again.
+    """
+    machine.set_knob("systemd", "fail_start", True)
+    machine.set_knob("systemd", "fail_output", MODERN_EBPF_FAILURE)
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "auto"}))
+    out = ctx.run(ctx.on.update_status(), out)
+    assert engine(machine) == "kmod"
+    machine.set_knob("systemd", "fail_output", KMOD_FAILURE)
+    machine.crash()
+
+    for _ in range(3):
+        out = ctx.run(ctx.on.update_status(), out)
+        assert engine(machine) == "kmod"
+    assert isinstance(out.unit_status, testing.BlockedStatus)
+    assert "the Falco kernel module is not loaded" in out.unit_status.message
+
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"driver": "kmod"}))
+    out = ctx.run(ctx.on.config_changed(), dataclasses.replace(out, config={"driver": "auto"}))
+    assert engine(machine) == "modern_ebpf"
+
+
+def test_long_steps_are_said_in_the_status_while_they_run(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine
+) -> None:
+    """arrange: a fresh machine, driver=kmod. act: install, then update-status.
+
+    assert: each long step showed as a maintenance status before it ran, in order; a hook
+    that runs none shows none.
+    """
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, config={"driver": "kmod"}))
+
+    steps = [s.message for s in ctx.unit_status_history if s.name == "maintenance"]
+    assert len(steps) == 4
+    assert steps[0].startswith("unpacking the Falco payload (") and steps[0].endswith(
+        " MB, bundled)"
+    )
+    assert steps[1:] == [
+        "installing dkms and linux-headers-6.8.0-45-generic with apt",
+        "building the Falco kernel module for 6.8.0-45-generic (dkms)",
+        "validating falco.yaml with Falco",
+    ]
+    ctx.unit_status_history.clear()
+    ctx.run(ctx.on.update_status(), out)
+    assert [s for s in ctx.unit_status_history if s.name == "maintenance"] == []

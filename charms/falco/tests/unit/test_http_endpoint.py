@@ -77,7 +77,7 @@ def test_sidekick_without_ca_uses_the_system_trust_store(
 
     output = http_output(machine)
     assert output["ca_cert"] == ""
-    assert output["ca_path"] == "/etc/ssl/certs"
+    assert output["ca_path"] == str(machine.root / "etc/ssl/certs")
     assert not (machine.root / CA_FILE).exists()
 
 
@@ -191,3 +191,27 @@ def test_a_huge_url_is_ignored_and_quoted_short(
     assert len(out.unit_status.message) <= 300
     assert changed_files(before, machine.files()) == 0
     assert machine.restarts() == 0
+
+
+def test_a_related_ca_hides_the_machines_trust_store_from_falco(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine, ca_pem: str
+) -> None:
+    """arrange: Falco running, no CA. act: the sidekick publishes a CA, then withdraws it.
+
+    assert: with the CA, the unit hides the machine's trust store (libcurl would read it
+    next to ca_cert); without, it does not; each change is one restart.
+    """
+    directive = f"TemporaryFileSystem={machine.root / 'etc/ssl/certs'}:ro"
+    out = ctx.run(ctx.on.install(), dataclasses.replace(state, relations={sidekick_relation()}))
+    unit = machine.root / "etc/systemd/system/juju-falco.service"
+    assert directive not in unit.read_text()
+
+    for ca, hidden in ((ca_pem, True), (None, False)):
+        machine.clear_calls()
+        relation = sidekick_relation(ca_pem=ca)
+        out = ctx.run(
+            ctx.on.relation_changed(relation), dataclasses.replace(out, relations={relation})
+        )
+        assert (directive in unit.read_text()) is hidden
+        assert machine.restarts() == 1
+        assert machine.tool_state("systemd").get("stale_starts") is None

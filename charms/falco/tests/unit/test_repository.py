@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import shlex
 from pathlib import Path
@@ -29,6 +30,12 @@ def start(
     return ctx.run(
         ctx.on.install(), dataclasses.replace(state, config=config, secrets=set(secrets))
     )
+
+
+def running_payload(charm_root: Path) -> dict[str, str]:
+    """What refresh-rules says runs: the Falco version, the bundled tarball's digest."""
+    tarball = (charm_root / "payload/falco.tar.gz").read_bytes()
+    return {"falco-version": "0.44.1", "payload-sha256": hashlib.sha256(tarball).hexdigest()}
 
 
 def blocked(out: testing.State) -> str:
@@ -265,7 +272,7 @@ def test_secret_changed_syncs_again_with_the_new_key(
     assert out.unit_status == LOCAL_ONLY
 
 
-def test_refresh_rules_fetches_now_and_reports_what_runs(rig: Rig) -> None:
+def test_refresh_rules_fetches_now_and_reports_what_runs(rig: Rig, charm_root: Path) -> None:
     """arrange: a tag synced, then moved. act: refresh-rules. assert: fetched, reported."""
     config = rig.config("v1", **{"custom-rules": rule("Inline")})
     out = rig.start(config)
@@ -280,6 +287,7 @@ def test_refresh_rules_fetches_now_and_reports_what_runs(rig: Rig) -> None:
         "commit": moved,
         "files": "rules.d/10-custom.yaml\nrules.d/20-new.yaml\ncustom-rules option",
         "validation": "ok",
+        **running_payload(charm_root),
     }
 
 
@@ -316,7 +324,7 @@ def test_refresh_rules_without_a_usable_config_fails(
 
 
 def test_refresh_rules_without_custom_rules_reports_defaults_only(
-    ctx: testing.Context[FalcoCharm], state: testing.State
+    ctx: testing.Context[FalcoCharm], state: testing.State, charm_root: Path
 ) -> None:
     """arrange: no custom rules. act: refresh-rules. assert: says so."""
     out = start(ctx, state, {})
@@ -327,6 +335,7 @@ def test_refresh_rules_without_custom_rules_reports_defaults_only(
         "commit": "none",
         "files": "none (default rules only)",
         "validation": "ok",
+        **running_payload(charm_root),
     }
 
 

@@ -1,0 +1,292 @@
+"""Custom rule sets on disk, kept whole by the charm. No Ops.
+
+A rule set (the repository's rules and overrides, the ``custom-rules`` option) lives in a
+directory under ``/etc/juju-falco/rules`` named by its content digest, and is never modified;
+falco.yaml lists its files after the default rules. Switching rule sets is thus one atomic
+replacement of falco.yaml, which Falco's watcher turns into exactly one reload. The previous
+rule set stays on disk until the next change, because Falco may still be watching its files
+while it reloads, and deleting them then would start a second reload.
+
+Files on disk can be deleted or edited by anyone with root on the machine, so they are not
+where the charm keeps what it wrote: the content of each rule set is also recorded in the
+charm's state (``/var/lib/juju-falco/rule-sets/<digest>.json``, 0600). The rules that run
+(the last known good) are read from there, never from what is left on disk. Each hook
+compares the running set's files with the record, byte for byte: they are a handful of
+small files, and a digest would have to read them all the same; a file Falco would load
+that is missing, altered or added counts. A damaged set is written again whole, to a new
+directory (``<digest>-<n>``), and falco.yaml switched to it: Falco re-reads a replaced
+falco.yaml, but a file recreated where it watched one that was deleted goes unnoticed (its
+watch went with the file; seen with the real Falco 0.44.1), so repairing in place would
+leave it running without the rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import falco_config
+import records
+from layout import Layout
+
+RULES_DIR = "rules.d"
+OVERRIDES_DIR = "config.override.d"
+SUFFIXES = (".yaml", ".yml")
+INLINE_FILE = "custom-rules.yaml"
+INLINE_NAME = "custom-rules option"
+_DIGEST_CHARS = 16
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a rule set, named as the operator knows it (``rules.d/x.yaml``)."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Everything custom that Falco runs with: repository rules, overrides, inline rules."""
+
+    repo_rules: tuple[SourceFile, ...] = ()
+    overrides: tuple[SourceFile, ...] = ()
+    inline: str = ""
+
+    def files(self) -> list[SourceFile]:
+        """Every file of the set, inline rules last."""
+        inline = [SourceFile(INLINE_FILE, self.inline)] if self.inline.strip() else []
+        return [*self.repo_rules, *self.overrides, *inline]
+
+    @property
+    def empty(self) -> bool:
+        """Whether there is nothing custom at all."""
+        return not self.files()
+
+    @property
+    def digest(self) -> str:
+        """The content digest that names the set's directory."""
+        sha = hashlib.sha256()
+        for source in self.files():
+            sha.update(f"{source.name}\0{len(source.text)}\0{source.text}".encode())
+        return sha.hexdigest()
+
+
+@dataclass(frozen=True)
+class RulesFile:
+    """A rules file Falco loads: where it is, and the name to show the operator."""
+
+    name: str
+    path: Path
+
+
+# ------------------------------------------------------------------------------ the record
+def _record_path(layout: Layout, digest: str) -> Path:
+    return layout.rule_sets_dir / f"{digest[:_DIGEST_CHARS]}.json"
+
+
+def _encode(rule_set: RuleSet, name: str) -> dict[str, object]:
+    return {
+        "directory": name,
+        "repo_rules": [[source.name, source.text] for source in rule_set.repo_rules],
+        "overrides": [[source.name, source.text] for source in rule_set.overrides],
+        "inline": rule_set.inline,
+    }
+
+
+def _sources(value: object) -> tuple[SourceFile, ...]:
+    if not isinstance(value, list):
+        raise TypeError("not a list of files")
+    return tuple(SourceFile(str(name), str(text)) for name, text in value)
+
+
+def _decode(data: dict[str, object]) -> RuleSet | None:
+    try:
+        return RuleSet(
+            repo_rules=_sources(data["repo_rules"]),
+            overrides=_sources(data["overrides"]),
+            inline=str(data["inline"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _directory_name(layout: Layout, rule_set: RuleSet) -> str:
+    recorded = records.field(_record_path(layout, rule_set.digest), "directory")
+    return recorded or rule_set.digest[:_DIGEST_CHARS]
+
+
+def directory(layout: Layout, rule_set: RuleSet) -> Path:
+    """Return where ``rule_set`` lives (it may not exist yet)."""
+    return layout.rules_root / _directory_name(layout, rule_set)
+
+
+# ------------------------------------------------------------------------------ on disk
+def _loaded_files(base: Path) -> set[str]:
+    """Return the files under ``base`` the charm or Falco would read, as set names."""
+    found = {INLINE_FILE} if (base / INLINE_FILE).is_file() else set()
+    for folder in (RULES_DIR, OVERRIDES_DIR):
+        if (base / folder).is_dir():
+            found |= {
+                f"{folder}/{path.name}"
+                for path in (base / folder).iterdir()
+                if path.name.endswith(SUFFIXES)
+            }
+    return found
+
+
+def damage(base: Path, rule_set: RuleSet) -> str | None:
+    """Return what differs between the directory ``base`` and ``rule_set``, None if nothing."""
+    if not (base / RULES_DIR).is_dir():
+        return f"{base.name}/{RULES_DIR} is missing"
+    wanted = {source.name: source.text for source in rule_set.files()}
+    for name in sorted(_loaded_files(base) - set(wanted)):
+        return f"{name} was added"
+    for name, text in wanted.items():
+        try:
+            if (base / name).read_bytes() != text.encode():
+                return f"{name} was altered"
+        except OSError:
+            return f"{name} is missing"
+    return None
+
+
+def _write(layout: Layout, rule_set: RuleSet, name: str) -> Path:
+    final = layout.rules_root / name
+    scratch = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(scratch, ignore_errors=True)
+    # rules.d exists even when empty: falco.yaml always lists it, which is also how the
+    # charm finds the running rule set again.
+    (scratch / RULES_DIR).mkdir(parents=True)
+    for source in rule_set.files():
+        path = scratch / source.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source.text)
+        path.chmod(0o644)
+    # Whole or absent: the directory only gets its name once every file is written.
+    shutil.rmtree(final, ignore_errors=True)
+    scratch.rename(final)
+    return final
+
+
+def _next_name(layout: Layout, rule_set: RuleSet) -> str:
+    prefix = rule_set.digest[:_DIGEST_CHARS]
+    root = layout.rules_root
+    taken = {path.name for path in root.iterdir()} if root.is_dir() else set()
+    generation = 1
+    while f"{prefix}-{generation}" in taken:
+        generation += 1
+    return f"{prefix}-{generation}"
+
+
+def ensure_written(layout: Layout, rule_set: RuleSet) -> Path | None:
+    """Make ``rule_set`` whole on disk and recorded; return its directory (None if empty).
+
+    Nothing is written when it already is. A damaged directory is left as it is (Falco may
+    be reading it) and the set is written again under a new name (module doc); so is one
+    written before and deleted since.
+    """
+    if rule_set.empty:
+        return None
+    record = _record_path(layout, rule_set.digest)
+    final = directory(layout, rule_set)
+    problem = damage(final, rule_set) if final.is_dir() else None
+    if final.is_dir() and problem is None:
+        # Sets written before the charm kept records are recorded once, as found.
+        records.write(record, _encode(rule_set, final.name))
+        return final
+    name = final.name
+    if problem is not None or record.exists():
+        name = _next_name(layout, rule_set)
+        why = problem or "its directory is missing"
+        logger.warning("custom rule set %s damaged (%s): written again as %s", final, why, name)
+    final = _write(layout, rule_set, name)
+    records.write(record, _encode(rule_set, name))
+    return final
+
+
+def load_paths(layout: Layout, rule_set: RuleSet) -> list[Path]:
+    """Return what falco.yaml lists after the default rules, in load order.
+
+    The repository rules are listed as their folder, which Falco reads in name order (the
+    order the charm validates them in); the folder never changes once written.
+    """
+    if rule_set.empty:
+        return []
+    base = directory(layout, rule_set)
+    inline = [base / INLINE_FILE] if rule_set.inline.strip() else []
+    return [base / RULES_DIR, *inline]
+
+
+def rules_files(layout: Layout, rule_set: RuleSet) -> list[RulesFile]:
+    """Return each rules file Falco loads from ``rule_set``, in load order."""
+    base = directory(layout, rule_set)
+    found = [RulesFile(source.name, base / source.name) for source in rule_set.repo_rules]
+    if rule_set.inline.strip():
+        found.append(RulesFile(INLINE_NAME, base / INLINE_FILE))
+    return found
+
+
+def _read_dir(base: Path, name: str) -> tuple[SourceFile, ...]:
+    folder = base / name
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        SourceFile(f"{name}/{path.name}", path.read_text())
+        for path in sorted(folder.iterdir())
+        if path.name.endswith(SUFFIXES)
+    )
+
+
+def _from_disk(base: Path) -> RuleSet:
+    """Return the rule set in ``base`` as found: only for sets written without a record."""
+    inline = base / INLINE_FILE
+    return RuleSet(
+        repo_rules=_read_dir(base, RULES_DIR),
+        overrides=_read_dir(base, OVERRIDES_DIR),
+        inline=inline.read_text() if inline.is_file() else "",
+    )
+
+
+def live(layout: Layout) -> RuleSet:
+    """Return the rule set the running falco.yaml loads (last known good), or an empty one.
+
+    Its content comes from the charm's record, whatever became of the files.
+    """
+    try:
+        current = falco_config.parse(layout.config_file.read_text()) or {}
+    except OSError:
+        return RuleSet()
+    for entry in current.get("rules_files") or []:
+        try:
+            relative = Path(str(entry)).relative_to(layout.rules_root)
+        except ValueError:
+            continue
+        name = relative.parts[0]
+        data = records.read(_record_path(layout, name.partition("-")[0])) or {}
+        recorded = _decode(data) if data.get("directory") == name else None
+        return recorded if recorded is not None else _from_disk(layout.rules_root / name)
+    return RuleSet()
+
+
+def prune(layout: Layout, keep: set[Path]) -> list[Path]:
+    """Delete rule set directories, and the records of sets, not in ``keep``.
+
+    Returns the directories deleted.
+    """
+    removed = []
+    if layout.rules_root.is_dir():
+        for entry in sorted(layout.rules_root.iterdir()):
+            if entry not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    kept = {path.name for path in keep}
+    if layout.rule_sets_dir.is_dir():
+        for record in sorted(layout.rule_sets_dir.iterdir()):
+            if records.field(record, "directory") not in kept:
+                record.unlink()
+    return removed
