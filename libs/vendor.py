@@ -42,6 +42,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falcosidekick-k8s/tests/shared/fuzz_support.py",
     ),
     "libs/testing/integration_suites.py": ("charms/falco/tests/shared/integration_suites.py",),
+    "libs/testing/local_net.py": (
+        "charms/falco/tests/shared/local_net.py",
+        "charms/falcosidekick-k8s/tests/shared/local_net.py",
+    ),
     "libs/testing/ops_probes.py": (
         "charms/falco/tests/shared/ops_probes.py",
         "charms/falcosidekick-k8s/tests/shared/ops_probes.py",

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from local_net import wait_for
 from machine import FakeMachine
-from real_systemd import Container, wait_for
+from real_systemd import Container
 
 UNIT_DIR = Path("/etc/systemd/system")
 SLEEPER = "ExecStart=/bin/sleep infinity\n"

@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -35,9 +34,10 @@ import systemd_facts
 import systemd_unit
 import workloads
 from layout import SERVICE_NAME, Layout
+from local_net import free_port, wait_for
 from payload import Payload
 from real_falco import HttpsSink, keep_sample
-from real_systemd import Container, wait_for
+from real_systemd import Container
 from tls_material import make_ca
 
 UNIT = f"{SERVICE_NAME}.service"
@@ -60,13 +60,6 @@ UNIT_CAPABILITIES = {
     "cap_sys_resource": 24,
     "cap_sys_ptrace": 19,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @dataclass

@@ -19,9 +19,9 @@ import reload_check
 from charm import FalcoCharm
 from fake_tools import falco_files
 from git_repos import rule
-from git_servers import free_port
+from local_net import free_port, wait_for
 from ops import testing
-from real_falco import HOT_RESTART_FAILURE, NodriverFalco, wait_for
+from real_falco import HOT_RESTART_FAILURE, NodriverFalco
 from real_unit import RealUnit, real_unit
 
 # How long the charm waits for Falco to run a replaced falco.yaml before sending SIGHUP.
@@ -132,7 +132,7 @@ def test_a_rule_selection_change_is_a_hot_reload(unit: RealUnit, falco: Nodriver
 
     wanted = {"falco.yaml": sha256(unit.config_file.read_text())}
     assert wanted != before
-    wait_for(lambda: falco.config_files_sha256() == wanted, "Falco to run the new falco.yaml")
+    wait_for("Falco to run the new falco.yaml", lambda: falco.config_files_sha256() == wanted)
     assert (falco.pid, falco.restarts()) == (pid, restarts + 1)
     assert "Disabling rules with tag: network" in falco.log_text()
 
@@ -164,8 +164,8 @@ def test_changes_faster_than_falco_reloads_end_on_the_last(
         unit.configure(**options(unit, **{"custom-rules": inline}))
 
     wait_for(
-        lambda: falco.rules_files_sha256() == running_rules(unit, inline),
         "Falco to run the last rules",
+        lambda: falco.rules_files_sha256() == running_rules(unit, inline),
     )
     assert falco.pid == pid
     assert HOT_RESTART_FAILURE not in alert_log(unit)
@@ -207,7 +207,7 @@ def test_the_checks_above_see_a_refusal_that_reaches_falco(
 
     bad.replace(watched)  # what the charm must never do: a refused file where Falco watches
 
-    wait_for(lambda: HOT_RESTART_FAILURE in alert_log(unit), "the hot restart failure alert")
+    wait_for("the hot restart failure alert", lambda: HOT_RESTART_FAILURE in alert_log(unit))
     assert falco.pid == pid
     assert falco.rules_files_sha256() == running
 
@@ -249,8 +249,8 @@ def test_a_reload_falco_missed_after_a_failed_one_is_completed_by_sighup(
         scratch.replace(unit.config_file)
         if text != charms:  # Falco's watcher reloads, and fails on the plugin
             wait_for(
-                lambda: alert_log(unit).count(HOT_RESTART_FAILURE) > failures,
                 "the failed reload",
+                lambda: alert_log(unit).count(HOT_RESTART_FAILURE) > failures,
             )
     falco.wait_until_settled()
     unit.machine.clear_calls()

@@ -22,8 +22,8 @@ import falco_metrics
 import promql
 import pytest
 import yaml
-from git_servers import free_port
 from layout import Layout
+from local_net import free_port
 from ops import testing
 from real_falco import NodriverFalco, Sample, http_get, keep_sample, parse_metrics
 from real_unit import RealUnit, real_unit

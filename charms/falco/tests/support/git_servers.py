@@ -21,18 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from local_net import free_port
 from tls_material import issue, make_ca
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 GIT = shutil.which("git")
-
-
-def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes] | None = None) -> None:

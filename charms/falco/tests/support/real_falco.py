@@ -20,12 +20,13 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
+from local_net import wait_for
 from tls_material import Issued, issue
 
 # Falco's log lines start with a timestamp (log_stderr).
@@ -38,7 +39,6 @@ HOT_RESTART_FAILURE = "hot restart failure"
 WAIT_S = 30.0
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-T = TypeVar("T")
 
 
 # Set to a directory to keep what the real programs said, for the docs to quote.
@@ -69,18 +69,6 @@ def loaded_rules_files(stderr: str) -> list[str]:
         elif listing and match:
             found.append(match.group(1))
     return found
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = WAIT_S) -> T:
-    """Return the first true result of ``check``, polling up to ``timeout`` s; fail saying what."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -175,7 +163,7 @@ class NodriverFalco:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(self._healthy, f"Falco's /healthz on port {self.port}")
+        wait_for(f"Falco's /healthz on port {self.port}", self._healthy)
         return self
 
     def _healthy(self) -> bool:
@@ -221,7 +209,7 @@ class NodriverFalco:
                 seen.update(restarts=now, since=time.monotonic())
             return time.monotonic() - seen["since"] >= quiet_s and self._healthy()
 
-        wait_for(settled, "Falco to be done reloading")
+        wait_for("Falco to be done reloading", settled)
 
     def scrape(self, path: str = "/metrics", port: int | None = None) -> list[Sample]:
         """Return the samples Falco serves at ``path``."""
@@ -256,7 +244,7 @@ class NodriverFalco:
         def reached() -> bool:
             return self.restarts() >= restarts and self.rules_files_sha256() == wanted
 
-        wait_for(reached, f"Falco to run {wanted} after {restarts} restart(s)")
+        wait_for(f"Falco to run {wanted} after {restarts} restart(s)", reached)
 
 
 @dataclass

@@ -23,15 +23,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import real_tools
 import workloads
+from local_net import wait_for
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
@@ -59,8 +58,6 @@ CONTAINER_ENV = {
 BOOT_TIMEOUT_S = 120.0
 SHUTDOWN_TIMEOUT_S = 30.0
 _PR_SET_PDEATHSIG = 1
-
-T = TypeVar("T")
 
 
 def rootfs_digest() -> str:
@@ -113,18 +110,6 @@ def _bootstrap(target: Path) -> None:
         os.rename(scratch / "root", target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    """Poll ``probe`` until it returns something other than None; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass

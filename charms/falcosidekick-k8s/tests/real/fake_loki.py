@@ -16,12 +16,13 @@ import gzip
 import json
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local_net import wait_for
 
 PUSH_PATH = "/loki/api/v1/push"
 
@@ -102,15 +103,16 @@ class FakeLoki:
         self, found: Callable[[list[Entry]], bool], timeout_s: float = 30.0
     ) -> list[Entry]:
         """Return the entries once ``found`` holds for them; fail after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def entries() -> list[Entry]:
             with self._lock:
-                entries = list(self.entries)
-            if found(entries):
-                return entries
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Loki never got what was expected; it has {entries}")
-            time.sleep(0.05)
+                return list(self.entries)
+
+        def matching() -> list[Entry] | None:
+            now = entries()
+            return now if found(now) else None
+
+        return wait_for("Loki to get what was expected", matching, timeout_s, 0.05, entries)
 
     def lines_of_rule(self, rule: str) -> list[Entry]:
         """Return the entries whose JSON line is an alert of ``rule``."""

@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from local_net import wait_for
 
 
 def _slack(body: Any) -> str | None:
@@ -92,14 +93,13 @@ class FakeDestination:
 
     def wait_for(self, found: Callable[[list[Any]], bool], timeout_s: float = 30.0) -> list[Any]:
         """Return the accepted bodies once ``found`` holds for them; fail after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def matching() -> list[Any] | None:
             bodies = self.bodies()
-            if found(bodies):
-                return bodies
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.kind} never got what was expected: {bodies}")
-            time.sleep(0.05)
+            return bodies if found(bodies) else None
+
+        what = f"{self.kind} to get what was expected"
+        return wait_for(what, matching, timeout_s, 0.05, self.bodies)
 
 
 def _handler(fake: FakeDestination) -> type[BaseHTTPRequestHandler]:

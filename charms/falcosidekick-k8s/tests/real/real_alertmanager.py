@@ -11,7 +11,6 @@ that the charm posts to v2 is checked on what it renders, not by a 404 here.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import real_tools
+from local_net import free_port, wait_for
 
 # One receiver that does nothing: Alertmanager needs a route; what it holds is what we read.
 CONFIG = "route:\n  receiver: keep\nreceivers:\n  - name: keep\n"
@@ -58,20 +58,13 @@ class RealAlertmanager:
         self, found: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 30.0
     ) -> list[dict[str, Any]]:
         """Return the alerts once ``found`` holds for them; fail after ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def matching() -> list[dict[str, Any]] | None:
             alerts = self.alerts()
-            if found(alerts):
-                return alerts
-            if time.monotonic() > deadline:
-                raise AssertionError(f"Alertmanager never got what was expected: {alerts}")
-            time.sleep(0.05)
+            return alerts if found(alerts) else None
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        what = "Alertmanager to get what was expected"
+        return wait_for(what, matching, timeout_s, 0.05, self.alerts)
 
 
 @contextmanager
@@ -79,7 +72,7 @@ def serving(directory: Path) -> Iterator[RealAlertmanager]:
     """Run Alertmanager on a free loopback port until the block ends."""
     binary = real_tools.require("prometheus-alertmanager", "prometheus-alertmanager")
     (directory / "alertmanager.yml").write_text(CONFIG)
-    port = _free_port()
+    port = free_port()
     log = (directory / "alertmanager.log").open("wb")
     process = subprocess.Popen(
         [

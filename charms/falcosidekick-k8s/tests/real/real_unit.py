@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -30,6 +29,7 @@ import sidekick_states as states
 import workloads
 import yaml
 from charm import FalcosidekickCharm
+from local_net import free_port
 from ops import testing
 from real_pebble import RealPebble
 from scenario import mocking
@@ -55,12 +55,6 @@ FALCO_TOPOLOGY = {
     "juju_model_uuid": "00000000-0000-4000-8000-0000000000f0",
     "juju_charm": "falco",
 }
-
-
-def free_port() -> int:
-    """Return a TCP port free right now on every address (the sidekick may bind all)."""
-    with socket.create_server(("", 0), family=socket.AF_INET6, dualstack_ipv6=True) as probe:
-        return int(probe.getsockname()[1])
 
 
 def falco_alert(rule: str, priority: str = "Warning") -> dict[str, Any]:

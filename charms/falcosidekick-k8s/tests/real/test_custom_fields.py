@@ -19,8 +19,9 @@ import config
 import fake_loki
 import pytest
 from deployment import Deployed, deploy
+from local_net import free_port
 from ops import testing
-from real_unit import FALCO_TOPOLOGY, falco_alert, free_port, post
+from real_unit import FALCO_TOPOLOGY, falco_alert, post
 from sidekick import LokiOutput, Settings
 from sidekick_process import real_sidekick
 from tls_material import Issued

@@ -22,9 +22,10 @@ import pytest
 import sidekick_states as states
 import workloads
 import yaml
+from local_net import free_port
 from ops import testing
 from real_pebble import RealPebble
-from real_unit import POD_ADDRESS, RealUnit, falco_alert, free_port, get, post
+from real_unit import POD_ADDRESS, RealUnit, falco_alert, get, post
 from sidekick import READY_CHECK
 from tls_material import Issued, issue, make_ca
 

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 import fake_loki
 import pytest
 from deployment import Deployed
-from real_unit import free_port
+from local_net import free_port
 from sidekick import LokiOutput, Settings
 from sidekick_client import DeliveryCheckError, deliver_test_event
 from sidekick_process import real_sidekick
