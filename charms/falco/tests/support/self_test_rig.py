@@ -6,7 +6,8 @@ alert the real Falco 0.44.1 writes for the charm's marker rule to the output the
 falco.yaml enables: a line appended to the alert log (``file_output``), or a line in the
 unit's journal (``stdout_output``). The alert is ``tests/reference/self-test-alert.json``,
 what the real Falco printed for the marker rule through the charm's config
-(tests/real/test_marker_rule_through_falco.py keeps it true), with the marker's path and nonce put in.
+(tests/real/test_marker_rule_through_falco.py keeps it true), with the marker's path and
+nonce put in.
 ``delivery_error`` adds the line Falco logs when its POST fails.
 """
 
@@ -27,7 +28,7 @@ from machine import FakeMachine, reference_file
 from self_test import RULE_NAME
 
 REFERENCE_ALERT = reference_file("self-test-alert.json")
-# The marker path in the reference alert: the capture's (tests/real/test_marker_rule_through_falco.py).
+# The marker path in the reference alert: the capture's (test_marker_rule_through_falco.py).
 REFERENCE_MARKER = workloads.SELFTEST_MARKER_PATH
 REFERENCE_PRIORITY = "Warning"
 POLL_S = 0.01
