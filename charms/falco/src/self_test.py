@@ -102,7 +102,9 @@ def rules_file(layout: Layout, minimum_priority: str) -> Path:
     One file per priority: a new priority is a new file, written before falco.yaml names it,
     so Falco reloads once (for falco.yaml); a file it watches is never rewritten.
     """
-    return layout.self_test_rules_dir / f"{rule_priority(minimum_priority).lower()}.yaml"
+    # Falco's /metrics names rules files by base name: this one says what it is.
+    level = rule_priority(minimum_priority).lower()
+    return layout.self_test_rules_dir / f"self-test-{level}.yaml"
 
 
 def ensure_rule(layout: Layout, minimum_priority: str) -> Path:
@@ -170,14 +172,10 @@ class JournalTail:
         self.name = f"the journal of {SERVICE_NAME} (alert-log is off)"
         self._read = read
         self._since = since
-        self._seen = 0
 
     def new_lines(self) -> list[str]:
-        """Return the lines logged since the last call."""
-        lines = self._read(self._since)
-        fresh = lines[self._seen :] if len(lines) >= self._seen else lines
-        self._seen = len(lines)
-        return fresh
+        """Return every line since the start, again: only the nonce's alert is looked for."""
+        return self._read(self._since)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -247,7 +245,7 @@ def _source(config: dict[str, Any], request: Request) -> AlertLogTail | JournalT
     return None
 
 
-def _alert_for(line: str, marker: Path) -> dict[str, Any] | None:
+def alert_about(line: str, marker: Path) -> dict[str, Any] | None:
     """Return the alert in ``line`` if it is about ``marker``."""
     if marker.name not in line:
         return None
@@ -282,7 +280,7 @@ def _wait_for_alert(
         _touch_and_read(marker)
         while True:
             for line in source.new_lines():
-                alert = _alert_for(line, marker)
+                alert = alert_about(line, marker)
                 if alert is not None:
                     return alert, time.monotonic() - start
             if time.monotonic() >= deadline:

@@ -210,7 +210,7 @@ def self_test_sequence(bench: Bench) -> list[EventStats]:
     """
     bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
     config = _yaml((bench.machine.root / "etc/juju-falco/falco.yaml").read_text())
-    marker = bench.machine.root / "etc/juju-falco/self-test/debug.yaml"
+    marker = bench.machine.root / "etc/juju-falco/self-test/self-test-debug.yaml"
     assert config["rules_files"][1] == str(marker), "the marker rule is not loaded"
     bench.machine.root.joinpath("var/log/falco").mkdir(parents=True, exist_ok=True)
     runs = EventStats(

@@ -56,7 +56,7 @@ def test_real_falco_accepts_the_rendered_config(unit: RealUnit) -> None:
         f"{Path(inline).parent}/custom-rules.yaml",
     )
     # The charm's self-test rule right after the defaults, before the custom rules.
-    assert marker == str(unit.layout.self_test_rules_dir / "debug.yaml")
+    assert marker == str(unit.layout.self_test_rules_dir / "self-test-debug.yaml")
     assert loaded_rules_files(result.stderr) == [default, marker, inline]
     assert "Disabling rules with tag: network" in result.stderr
 

@@ -90,7 +90,7 @@ def identity(alert: dict[str, Any]) -> dict[str, Any]:
 def test_the_marker_rule_is_validated_and_loaded_after_the_defaults(unit: RealUnit) -> None:
     """arrange: installed. act: falco --dry-run and -L on the live config. assert: loaded."""
     config = unit.live_config()
-    marker = unit.layout.self_test_rules_dir / "warning.yaml"
+    marker = unit.layout.self_test_rules_dir / "self-test-warning.yaml"
     assert config["rules_files"][:2] == [str(unit.payload.default_rules), str(marker)]
     assert config["rules"][-1] == {"enable": {"rule": self_test.RULE_NAME}}
 
@@ -151,7 +151,7 @@ def test_the_marker_rule_matches_exactly_the_marker_reads_of_the_capture(
     assert {key: first["output_fields"][key] for key in UNIT_TOPOLOGY} == UNIT_TOPOLOGY
     # The action finds it the way it reads the alert log.
     marker = Path(workloads.SELFTEST_MARKER_PATH)
-    assert self_test._alert_for(json.dumps(first), marker) == first
+    assert self_test.alert_about(json.dumps(first), marker) == first
     # The fake machine's Falco writes this very alert (tests/support/self_test_rig.py).
     line = json.dumps(first, separators=(",", ":"))
     keep_sample("self-test-alert.json", line + "\n")

@@ -85,7 +85,7 @@ def test_inline_rules_load_after_the_defaults_with_a_hot_reload(
     assert loaded(machine) == {"custom-rules": INLINE}
     files = rendered(machine)["rules_files"]
     assert files[0].endswith("etc/falco/falco_rules.yaml")
-    assert files[1].endswith("etc/juju-falco/self-test/debug.yaml")
+    assert files[1].endswith("etc/juju-falco/self-test/self-test-debug.yaml")
     assert files[-1].endswith("custom-rules.yaml")
     assert reloaded_once(machine, inode)
     validate = next(argv for argv in machine.calls("falco") if "-V" in argv)
@@ -200,7 +200,9 @@ def test_selection_and_minimum_priority_are_falcos_own_settings(
     ]
     assert config["priority"] == "warning"
     # The self-test rule follows the minimum priority: a new file, named before it is used.
-    assert config["rules_files"][1] == str(machine.root / "etc/juju-falco/self-test/warning.yaml")
+    assert config["rules_files"][1] == str(
+        machine.root / "etc/juju-falco/self-test/self-test-warning.yaml"
+    )
     assert "priority: WARNING" in Path(config["rules_files"][1]).read_text()
     assert reloaded_once(machine, inode)
 
