@@ -95,6 +95,11 @@ def live_rules(unit: RealUnit) -> dict[str, str]:
     return found
 
 
+# What Falco loads before any custom rules: the default rules, then the charm's self-test
+# marker rule (at the default minimum-priority, debug).
+CHARM_BASE = ["falco_rules.yaml", "self-test-debug.yaml"]
+
+
 def falco_loads(unit: RealUnit) -> list[str]:
     """Return the rules files the real Falco loads from the live falco.yaml (dry run)."""
     result = unit.falco.run("-c", str(unit.config_file), "--dry-run")
@@ -126,7 +131,7 @@ def test_valid_inline_rules_go_live(unit: RealUnit) -> None:
 
     assert unit.status == LOCAL_ONLY
     assert live_rules(unit) == {"custom-rules": GOOD_INLINE}
-    assert falco_loads(unit) == ["falco_rules.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "custom-rules.yaml"]
 
 
 @pytest.mark.parametrize("case", list(INLINE_REFUSALS))
@@ -147,7 +152,7 @@ def test_inline_rules_falco_refuses_keep_the_last_good_set(unit: RealUnit, case:
     assert action.results["files"] == "custom-rules option"
     assert unit.config_file.read_text() == live
     assert live_rules(unit) == {"custom-rules": GOOD_INLINE}
-    assert falco_loads(unit) == ["falco_rules.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "custom-rules.yaml"]
 
 
 REPOSITORY_REFUSALS = {
@@ -191,7 +196,7 @@ def test_valid_repository_rules_go_live(
         "rules.d/10-custom.yaml": rule("Repository rule"),
         "custom-rules": GOOD_INLINE,
     }
-    assert falco_loads(unit) == ["falco_rules.yaml", "10-custom.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "10-custom.yaml", "custom-rules.yaml"]
     action = unit.refresh_rules()
     assert (action.failure, action.results["commit"]) == (None, repo.head())
 
@@ -229,4 +234,4 @@ def test_repository_content_falco_refuses_keeps_the_last_good_set(
     assert (fixed.failure, unit.status) == (None, LOCAL_ONLY)
     assert fixed.results["commit"] == repo.head()
     assert unit.config_file.read_text() == live
-    assert falco_loads(unit) == ["falco_rules.yaml", "10-custom.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "10-custom.yaml", "custom-rules.yaml"]
