@@ -43,6 +43,7 @@ import progress
 import records
 import reload_check
 import rule_store
+import self_test
 import start_backoff
 import systemd_unit
 from alert_destination import Destination
@@ -55,6 +56,7 @@ from systemd_facts import UnitFacts, UnitProbe
 logger = logging.getLogger(__name__)
 # How statuses name the payload's default rules file.
 DEFAULT_RULES = "default rules"
+SELF_TEST_RULE = "the self-test rule"
 
 if TYPE_CHECKING:
     from config import FalcoConfig
@@ -121,8 +123,13 @@ class Inputs:
 def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
     """Return the files Falco should run with for ``inputs`` and ``rule_set``."""
     config, current = inputs.config, inputs.payload
+    marker_rule = self_test.rules_file(layout, config.minimum_priority)
     rules = falco_config.RuleInputs(
         extra_rules=tuple(rule_store.load_paths(layout, rule_set)),
+        charm_rules=(marker_rule,),
+        # The self-test works whatever disabled-rules says: its rule matches only the
+        # charm's own marker files (self_test).
+        always_enabled=(self_test.RULE_NAME,),
         selection=config.rule_selection,
         minimum_priority=config.minimum_priority,
         overrides=tuple(custom_rules.override_documents(rule_set)),
@@ -130,8 +137,12 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
     checked = rule_store.rules_files(layout, rule_set)
     if not rule_set.empty:
         # The defaults come first so that overrides of default rules resolve; checked even
-        # with config overrides alone, which can break them (append_output fields).
-        checked.insert(0, RulesFile(DEFAULT_RULES, current.default_rules))
+        # with config overrides alone, which can break them (append_output fields). The
+        # custom rules may override the marker rule, so it comes before them too.
+        checked[:0] = [
+            RulesFile(DEFAULT_RULES, current.default_rules),
+            RulesFile(SELF_TEST_RULE, marker_rule),
+        ]
     data = falco_config.build(
         falco_config.ConfigInputs(
             payload=current,
@@ -300,7 +311,7 @@ def _rules_problem(layout: Layout, desired: Desired) -> str | None:
     culprit_file = verdict.file
     culprit = names.get(culprit_file or "", culprit_file or "rules")
     overrides = [source.name for source in desired.rule_set.overrides]
-    if overrides and culprit in (DEFAULT_RULES, "falco.yaml"):
+    if overrides and culprit in (DEFAULT_RULES, SELF_TEST_RULE, "falco.yaml"):
         culprit, culprit_file = ", ".join(overrides), None
     item = verdict.item
     if item and verdict.item_file and verdict.item_file != culprit_file:
@@ -446,6 +457,8 @@ def apply(
     """
     # The running set is put back whole first if its files were damaged (rule_store).
     rule_store.ensure_written(layout, plan.live)
+    # The marker rule is there before any falco.yaml names it (written only if it is not).
+    self_test.ensure_rule(layout, inputs.config.minimum_priority)
     wanted, fallback = (desired(layout, inputs, rules) for rules in (plan.candidate, plan.live))
     outcome = converge(layout, wanted, runtime, fallback)
     previous = custom_rules.read_report(layout)
