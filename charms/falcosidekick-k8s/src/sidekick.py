@@ -292,6 +292,16 @@ class Workload:
         except FileNotFoundError:
             return None
 
+    def facts(self) -> str:
+        """Return a digest of what the unit's status and convergence read from Pebble.
+
+        The plan (its environment carries the digest of the files the charm pushed), whether
+        the service runs, whether its health check is down. Raises ops.pebble.ConnectionError.
+        """
+        plan = self._container.get_plan().to_yaml()
+        text = f"{plan}\0{self.is_running()}\0{self.is_healthy()}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def deployed_tls(self) -> TlsMaterial | None:
         """Return the TLS material the sidekick currently serves, if any."""
         chain, key, ca = (self._read(path) for path in (CERT_FILE, KEY_FILE, CA_FILE))
