@@ -64,3 +64,46 @@ def test_slow_import_fails_relative_to_ops(report: ModuleType) -> None:
     (failure,) = report.check(results)
 
     assert "2.00x `import ops`" in failure
+
+
+def _cold(**figures: Any) -> dict[str, Any]:
+    hook = {
+        "rounds": 11,
+        "cpu_s": 0.2,
+        "wall_s": 0.3,
+        "floor_cpu_s": 0.15,
+        "floor_wall_s": 0.2,
+        "cpu_ratio": 1.3,
+        "hook_tool_calls": 2,
+        "max_hook_tool_calls": 2,
+        "hook_tools": {"is-leader": 1, "config-get": 1},
+    }
+    results = _results()
+    results["cold_hooks"] = {"hooks": {"falco/0 config-changed": hook | figures}, "prior": "-"}
+    return results
+
+
+def test_cheap_cold_hooks_pass(report: ModuleType) -> None:
+    """arrange: cold hooks within every budget. assert: no failure, one table row."""
+    results = _cold()
+
+    assert report.check(results) == []
+    assert "falco/0 config-changed" in report.cold_table({"falco": results})
+
+
+@pytest.mark.parametrize(
+    ("figures", "missed"),
+    [
+        ({"cpu_ratio": 1.8}, "CPU 1.80x `import ops`"),
+        ({"rounds": 9}, "9 rounds, at least 10"),
+        ({"max_hook_tool_calls": 5}, "5 hook-tool calls"),
+        ({"hook_tools": {"status-set": 1}}, "a no-op hook ran {'status-set': 1}"),
+        ({"hook_tools": {"relation-set": 1}}, "a no-op hook ran {'relation-set': 1}"),
+    ],
+)
+def test_costly_cold_hook_fails(report: ModuleType, figures: dict[str, Any], missed: str) -> None:
+    """arrange: a cold hook over one budget. assert: exactly that one is reported."""
+    (failure,) = report.check(_cold(**figures))
+
+    assert failure.startswith("falco/cold falco/0 config-changed: ")
+    assert missed in failure

@@ -115,12 +115,18 @@ def write_results(
     charm: str,
     sequences: dict[str, list[EventStats]],
     imports: dict[str, float],
+    cold_hooks: dict[str, Any] | None = None,
 ) -> None:
-    """Write one charm's results where bench/report.py expects them."""
+    """Write one charm's results where bench/report.py expects them.
+
+    ``cold_hooks`` are the figures of ``cold_hooks.measure`` (hooks in fresh interpreters).
+    """
     data = {
         "charm": charm,
         "import_s": imports,
         "sequences": {name: [e.as_dict() for e in events] for name, events in sequences.items()},
     }
+    if cold_hooks is not None:
+        data["cold_hooks"] = cold_hooks
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
