@@ -20,6 +20,7 @@ import custom_rules
 import driver
 import falco_config
 import health
+import idle_hooks
 import journal
 import kmod
 import ops
@@ -287,5 +288,10 @@ class FalcoCharm(ops.CharmBase):
         return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 
 
+def main() -> None:
+    """Run the hook Juju dispatched (the idle_hooks way: see its ``main``)."""
+    idle_hooks.main(FalcoCharm)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    ops.main(FalcoCharm)
+    main()

@@ -88,6 +88,7 @@ import sys
 sys.path[:0] = {paths!r}
 {prelude}
 import charm
+{setup}
 charm.main()
 """
 _FLOOR = "import ops\n"
@@ -311,8 +312,9 @@ class Probe:
     """How to run one charm's hooks in fresh interpreters against the stubs.
 
     Each probe runs ``charm.main()``, what the charm's ``__main__`` runs under ``dispatch``.
-    ``prelude`` is Python run before ``import charm`` in each probe: what the bench must point
-    elsewhere than a real unit has it (a machine root in a temp dir, a Pebble socket).
+    ``prelude`` and ``setup`` are Python run before and after ``import charm`` in each probe:
+    what the bench must point elsewhere than a real unit has it (a Pebble socket, a machine
+    root in a temp dir).
     """
 
     charm: Path
@@ -320,6 +322,7 @@ class Probe:
     model: testing.Model
     answers: dict[str, dict[str, str]]
     prelude: str = ""
+    setup: str = ""
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     paths: Sequence[str] = ()
 
@@ -369,7 +372,7 @@ class ColdHooks:
             "JUJU_VERSION": JUJU_VERSION,
         }
         paths = [*(str(probe.charm / p) for p in ("src", "lib")), *probe.paths]
-        self.source = _PROBE.format(paths=paths, prelude=probe.prelude)
+        self.source = _PROBE.format(paths=paths, prelude=probe.prelude, setup=probe.setup)
 
     def run(self, hook: Hook) -> tuple[Sample, Counter[str]]:
         """Run ``hook`` once in a fresh interpreter; return its cost and its hook-tool calls."""
