@@ -162,7 +162,8 @@ class IdleHooks(ops.Object):
         ``facts`` returns the digest of the workload's facts now (None when it cannot be
         looked at); it is called last, only when everything else holds. ``polled`` returns
         the digest of what may change behind Juju's back but costs hook tools to read (an
-        address): only update-status looks at it, as it would on the full path.
+        address, a secret the unit owns): update-status and config-changed look at it; a
+        relation-changed looks at its relation only (the next update-status polls).
         """
         record = self._stored.converged
         if record is None:
@@ -180,7 +181,7 @@ class IdleHooks(ops.Object):
             same = changed is not None and self._stored.bags.get(changed[0]) == changed[1]
         if not same or self._charm.unit.is_leader() != record["leader"]:
             return False
-        if hook == "update-status" and polled() != record["polled"]:
+        if hook in ("update-status", "config-changed") and polled() != record["polled"]:
             return False
         return bool(facts() == record["facts"])
 

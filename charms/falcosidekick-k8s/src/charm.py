@@ -16,7 +16,7 @@ import ops
 import outputs
 import sidekick_client
 from alertmanager_dispatch import AlertmanagerConsumer
-from certificates import ServerCertificate, named_hosts
+from certificates import ServerCertificate, named_hosts, private_key_label
 from exposure import Exposure, Inputs, Served
 from grafana_dashboard import GrafanaDashboardProvider
 from ingress import IngressRequirer, url_host
@@ -66,6 +66,7 @@ class FalcosidekickCharm(ops.CharmBase):
     _image_problem = ""
     _outputs_problem = ""
     _converged = False
+    _stored = ops.StoredState()  # type: ignore[no-untyped-call]  # ops leaves it untyped
     # The unit's clock (idle_hooks dates its record with it); tests move it.
     clock = staticmethod(time.time)
 
@@ -73,7 +74,9 @@ class FalcosidekickCharm(ops.CharmBase):
         super().__init__(framework)
         self.idle = idle_hooks.IdleHooks(self, _IDLE_RELATION_CHANGED, self.clock)
         self.status_memo = idle_hooks.StatusMemo(self)
-        if self.idle.holds(self._workload_facts, self._pod_address_now):
+        # The label of the private key's secret when the last reconcile had one (idle hooks).
+        self._stored.set_default(key_secret="")
+        if self.idle.holds(self._workload_facts, self._polled):
             return  # nothing can have changed since the last reconcile: see idle_hooks
         self.ingress = IngressRequirer(self)
         self.loki = LokiPushApiConsumer(self)
@@ -142,7 +145,9 @@ class FalcosidekickCharm(ops.CharmBase):
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         self.status_memo.settle(event, self._statuses())
         if self._converged:
-            self.idle.converged(self._workload_facts(), self._pod_address_now())
+            library = self.certificate.library
+            self._stored.key_secret = private_key_label(self.unit.name) if library else ""
+            self.idle.converged(self._workload_facts(), self._polled())
 
     def _statuses(self) -> list[ops.StatusBase]:
         """Return every status that applies, in ops' order of precedence among equals."""
@@ -169,16 +174,23 @@ class FalcosidekickCharm(ops.CharmBase):
         except ops.pebble.ConnectionError:
             return None
 
-    def _pod_address_now(self) -> str:
-        """Return the pod's address as Juju gives it now (idle_hooks polls it).
+    def _polled(self) -> str:
+        """Return the digest of what idle hooks poll through hook tools (idle_hooks).
 
-        The unit publishes it (scrape target, its report to peers), and a rescheduled pod
-        has another. A pod has one address, which every binding gives: this reads the
-        binding of the scrape target.
+        The pod's address: the unit publishes it (scrape target, its report to peers), and a
+        rescheduled pod has another. A pod has one address, which every binding gives: this
+        reads the binding of the scrape target. And the private key's secret, which the
+        full path checks and replaces when it cannot be loaded: its content as tracked.
         """
         binding = self.model.get_binding("metrics-endpoint")
         address = binding.network.bind_address if binding else None
-        return str(address or "")
+        key: dict[str, str] | None = None
+        if label := self._stored.key_secret:
+            try:
+                key = self.model.get_secret(label=label).get_content()
+            except (ops.SecretNotFoundError, ops.ModelError):
+                key = {}
+        return idle_hooks.digest([str(address or ""), key])
 
     def _operator_problems(self) -> list[str]:
         """Return what the operator must fix: an option, the outputs, the image."""

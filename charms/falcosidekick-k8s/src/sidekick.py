@@ -295,12 +295,16 @@ class Workload:
     def facts(self) -> str:
         """Return a digest of what the unit's status and convergence read from Pebble.
 
-        The plan (its environment carries the digest of the files the charm pushed), whether
-        the service runs, whether its health check is down. Raises ops.pebble.ConnectionError.
+        The plan, whether the service runs, whether its health check is down, and the
+        content of every file the charm may write (an edit behind its back is put right).
+        Raises ops.pebble.ConnectionError.
         """
-        plan = self._container.get_plan().to_yaml()
-        text = f"{plan}\0{self.is_running()}\0{self.is_healthy()}"
-        return hashlib.sha256(text.encode()).hexdigest()
+        digest = hashlib.sha256(self._container.get_plan().to_yaml().encode())
+        digest.update(f"\0{self.is_running()}\0{self.is_healthy()}".encode())
+        for path in (CONFIG_FILE, CERT_FILE, KEY_FILE, CA_FILE, OUTPUTS_CA_FILE):
+            content = self._read(path)
+            digest.update(b"\0-" if content is None else f"\0+{content}".encode())
+        return digest.hexdigest()
 
     def deployed_tls(self) -> TlsMaterial | None:
         """Return the TLS material the sidekick currently serves, if any."""

@@ -122,6 +122,22 @@ def test_update_status_reconciles_when_something_moved(ctx: testing.Context[Idle
     assert IdleCharm.reconciled == ["UpdateStatusEvent"]
 
 
+def test_polled_facts_are_looked_at_on_config_changed_not_on_relation_changed(
+    ctx: testing.Context[IdleCharm],
+):
+    """arrange: converged, db data acted on; address moves. act: db changed, config. assert."""
+    relation = db(u0={"k": "1"})
+    out = converged(ctx, relations={relation})
+    out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), out)
+    IdleCharm.reconciled = []
+    IdleCharm.polled = "10.0.0.2"
+
+    out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), out)
+    ctx.run(ctx.on.config_changed(), out)
+
+    assert IdleCharm.reconciled == ["ConfigChangedEvent"]
+
+
 def test_leadership_change_reconciles(ctx: testing.Context[IdleCharm]):
     """arrange: converged follower. act: update-status as leader. assert: full reconcile."""
     out = converged(ctx, leader=False)
