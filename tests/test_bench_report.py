@@ -107,3 +107,16 @@ def test_costly_cold_hook_fails(report: ModuleType, figures: dict[str, Any], mis
 
     assert failure.startswith("falco/cold falco/0 config-changed: ")
     assert missed in failure
+
+
+def test_relation_hook_has_one_more_call_for_what_ops_reads_itself(report: ModuleType) -> None:
+    """arrange: a relation hook with 5 calls, then 6. assert: only 6 is reported."""
+    results = _cold(max_hook_tool_calls=5)
+    hook = results["cold_hooks"]["hooks"].pop("falco/0 config-changed")
+    results["cold_hooks"]["hooks"]["falco/0 db-relation-changed"] = hook
+    assert report.check(results) == []
+
+    hook["max_hook_tool_calls"] = 6
+    (failure,) = report.check(results)
+
+    assert "6 hook-tool calls" in failure and "budget 5" in failure

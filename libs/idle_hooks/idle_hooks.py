@@ -12,8 +12,8 @@ the charm looks at itself, and the clock.
 converged on: when, whether the unit led, a digest of the options, a digest of each relation
 databag a ``relation-changed`` brought, and a digest of the workload's own facts (given by
 the charm). A hook is idle when it is ``update-status``, ``config-changed`` with options of
-the same digest, or ``relation-changed`` (on an endpoint the charm names) with the bag it
-names (the remote unit's, or the application's when it names no unit) of the same digest;
+the same digest, or ``relation-changed`` (on an endpoint the charm names) with the bags it
+may be about (the remote application's, and the remote unit's it names) of the same digest;
 the unit leads as it did, the workload's facts are the same, and the record is less than
 :data:`REFRESH_S` old. An idle hook constructs nothing and observes nothing: no relation is
 read, no status is set. Anything else takes the charm's full path, and a full reconcile
@@ -82,6 +82,7 @@ class StatusMemo(ops.Object):
 
     def __init__(self, charm: ops.CharmBase):
         super().__init__(charm, "status-memo")
+        self._charm = charm
         self._stored.set_default(status=None)
 
     def settle(self, event: ops.CollectStatusEvent, statuses: Iterable[ops.StatusBase]) -> None:
@@ -94,6 +95,11 @@ class StatusMemo(ops.Object):
             return
         event.add_status(status)
         self._stored.status = wanted
+
+    def show(self, status: ops.StatusBase) -> None:
+        """Set ``status`` now (a long step under way), and remember it was set."""
+        self._charm.unit.status = status
+        self._stored.status = [status.name, status.message]
 
     def forget(self) -> None:
         """Set the next status whatever it is (e.g. after a refresh of the charm)."""
@@ -140,15 +146,15 @@ class IdleHooks(ops.Object):
         relation = self._charm.model.get_relation(endpoint, self._relation_id)
         if relation is None:
             return None
-        # Juju names the remote unit when its bag changed, and no unit when the application's
-        # bag did: each change comes with an event of its own, so one bag is read.
+        # Both bags the event may be about: the remote application's, and the unit's it
+        # names. (Juju names no unit when only the application's bag changed; a test
+        # harness may name one anyway, and nothing is lost reading both.)
+        bags: dict[str, dict[str, str]] = {}
+        if relation.app is not None:
+            bags["app"] = dict(relation.data[relation.app])
         if self._remote_unit:
-            bag = relation.data[self._charm.model.get_unit(self._remote_unit)]
-        elif relation.app is not None:
-            bag = relation.data[relation.app]
-        else:
-            return None
-        return f"{relation.id}/{self._remote_unit}", digest(dict(bag))
+            bags["unit"] = dict(relation.data[self._charm.model.get_unit(self._remote_unit)])
+        return f"{relation.id}/{self._remote_unit}", digest(bags)
 
     def holds(
         self,
@@ -166,8 +172,8 @@ class IdleHooks(ops.Object):
         record = self._stored.converged
         if record is None:
             return False
-        age = self._clock() - record["at"]
-        if not 0 <= age < REFRESH_S:
+        now = self._clock()
+        if not 0 <= now - record["at"] < REFRESH_S or now >= record["until"]:
             return False
         hook = self._hook
         if hook == "config-changed":
@@ -187,10 +193,18 @@ class IdleHooks(ops.Object):
         """Forget the record: a full reconcile is under way and may not finish."""
         self._stored.converged = None
 
-    def converged(self, facts: str | None, polled: str | None = None) -> None:
-        """Record that the full reconcile of this hook converged, with the workload's facts."""
+    def converged(
+        self, facts: str | None, polled: str | None = None, until: float | None = None
+    ) -> None:
+        """Record that the full reconcile of this hook converged, with the workload's facts.
+
+        ``until`` is when something the charm does on a schedule falls due (a sync), if ever:
+        no hook is idle from then on.
+        """
+        now = self._clock()
         self._stored.converged = {
-            "at": self._clock(),
+            "at": now,
+            "until": now + REFRESH_S if until is None else until,
             "leader": self._charm.unit.is_leader(),
             "config": digest(dict(self._charm.model.config)),
             "facts": facts,

@@ -36,6 +36,7 @@ class IdleCharm(ops.CharmBase):
     polled: str | None = "10.0.0.1"
     status: ops.StatusBase = ops.ActiveStatus()
     converge = True
+    until: float | None = None
     # Juju names no remote unit when the application's bag changed; ops.testing always does.
     application_level = False
     reconciled: list[str] = []
@@ -66,7 +67,7 @@ class IdleCharm(ops.CharmBase):
     def _collect(self, event: ops.CollectStatusEvent) -> None:
         self.memo.settle(event, [ops.ActiveStatus(), type(self).status])
         if type(self).converge:
-            self.idle.converged(type(self).facts, type(self).polled)
+            self.idle.converged(type(self).facts, type(self).polled, type(self).until)
 
 
 @pytest.fixture
@@ -75,6 +76,7 @@ def ctx() -> testing.Context[IdleCharm]:
     IdleCharm.facts, IdleCharm.polled = "running", "10.0.0.1"
     IdleCharm.status, IdleCharm.converge = ops.ActiveStatus(), True
     IdleCharm.application_level = False
+    IdleCharm.until = None
     IdleCharm.reconciled = []
     return testing.Context(IdleCharm, meta=META, config=CONFIG)
 
@@ -136,6 +138,36 @@ def test_polled_facts_are_looked_at_on_config_changed_not_on_relation_changed(
     ctx.run(ctx.on.config_changed(), out)
 
     assert IdleCharm.reconciled == ["ConfigChangedEvent"]
+
+
+def test_nothing_is_idle_once_a_schedule_falls_due(ctx: testing.Context[IdleCharm]):
+    """arrange: converged, something due in 10 minutes. act: update-status at 5, 10. assert."""
+    IdleCharm.until = IdleCharm.clock.now + 600
+    out = converged(ctx)
+
+    IdleCharm.clock.now += 300
+    out = ctx.run(ctx.on.update_status(), out)
+    IdleCharm.clock.now += 300
+    ctx.run(ctx.on.update_status(), out)
+
+    assert IdleCharm.reconciled == ["UpdateStatusEvent"]
+
+
+def test_a_status_shown_during_a_step_is_replaced_by_the_same_collected_one(
+    ctx: testing.Context[IdleCharm],
+):
+    """arrange: converged active. act: a hook shows maintenance, collects active. assert."""
+    out = converged(ctx)
+    IdleCharm.clock.now += 3600
+
+    def step(charm: IdleCharm) -> None:
+        charm.memo.show(ops.MaintenanceStatus("syncing"))
+
+    with ctx(ctx.on.update_status(), out) as manager:
+        step(manager.charm)
+        after = manager.run()
+
+    assert after.unit_status == testing.ActiveStatus()
 
 
 def test_leadership_change_reconciles(ctx: testing.Context[IdleCharm]):
