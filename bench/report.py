@@ -80,11 +80,12 @@ def check(results: dict[str, Any]) -> list[str]:
     charm = results["charm"]
     failures = []
     imports = results["import_s"]
-    ratio = imports["charm"] / imports["ops"]
+    # The median of per-round ratios where the bench measured it, else the ratio of medians.
+    ratio = imports.get("ratio", imports["charm"] / imports["ops"])
     if ratio > IMPORT_RATIO_MAX:
         failures.append(
             f"{charm}: charm import {imports['charm']:.3f}s is {ratio:.2f}x `import ops` "
-            f"({imports['ops']:.3f}s); budget {IMPORT_RATIO_MAX:.2f}x"
+            f"({imports['ops']:.3f}s, median of per-round ratios); budget {IMPORT_RATIO_MAX:.2f}x"
         )
     if "cold_hooks" in results:
         failures += check_cold_hooks(charm, results["cold_hooks"])
@@ -125,8 +126,9 @@ def table(charms: dict[str, dict[str, Any]]) -> str:
                     ]
                 )
         imports = results["import_s"]
+        runs = str(imports.get("runs", 5))
         rows.append(
-            [charm, "import", "cold import (median of 5)", "5",
+            [charm, "import", f"cold import (median of {runs})", runs,
              f"{imports['charm'] * 1000:.0f}", f"ops {imports['ops'] * 1000:.0f}",
              *("" for _ in COUNTERS), f"<= {IMPORT_RATIO_MAX:.2f}x ops"]
         )  # fmt: skip

@@ -120,3 +120,11 @@ def test_relation_hook_has_one_more_call_for_what_ops_reads_itself(report: Modul
     (failure,) = report.check(results)
 
     assert "6 hook-tool calls" in failure and "budget 5" in failure
+
+
+def test_import_gate_takes_the_median_of_per_round_ratios(report: ModuleType) -> None:
+    """arrange: medians 1.8x apart, per-round ratios 1.2x. assert: the ratio gates, passes."""
+    results = _results()
+    results["import_s"] = {"charm": 0.18, "ops": 0.10, "ratio": 1.2, "runs": 11}
+
+    assert report.check(results) == []

@@ -549,7 +549,7 @@ def main(argv: list[str]) -> int:
         cold = cold_hooks(Path(base) / "cold")
     imports = import_times([str(CHARM / "src"), str(CHARM / "lib")])
     write_results(Path(argv[1]), "falco", sequences, imports, cold)
-    ratio = imports["charm"] / imports["ops"]
+    ratio = imports["ratio"]
     print(f"falco: import {imports['charm']:.3f}s vs ops {imports['ops']:.3f}s ({ratio:.2f}x)")
     return 0
 
