@@ -23,6 +23,7 @@ import driver
 import falco_config
 import git_sync
 import health
+import idle_facts
 import idle_hooks
 import journal
 import kmod
@@ -306,22 +307,22 @@ class FalcoCharm(ops.CharmBase):
     def _machine_facts(self) -> str:
         """Return the digest of what the status and the next reconcile read from the machine.
 
-        Who runs Falco here and with which options, what systemd says of its unit, who
-        else holds the metrics port, whether another Falco runs (idle_hooks).
+        Who runs Falco here and with which options; for the unit that runs it, the stat of
+        every file it owns (idle_facts), what systemd says of its unit, who else holds the
+        metrics port, whether another Falco runs (idle_hooks).
         """
         layout, mine = self._layout, self._ownership
-        unit = self._unit_probe.facts() if mine.mine else None
-        pid = unit.main_pid if unit else 0
-        port = int(self._stored.metrics_port)
-        return idle_hooks.digest(
-            [
-                mine.owner,
-                records.read(layout.owner_record),
-                dataclasses.asdict(unit) if unit else None,
-                coexistence.port_problem(layout, port, pid) if port else None,
-                coexistence.other_falco_notice(layout, pid),
+        facts: list[object] = [mine.owner, records.read(layout.owner_record)]
+        if mine.mine:
+            unit = self._unit_probe.facts()
+            port = int(self._stored.metrics_port)
+            facts += [
+                idle_facts.tree_fingerprint(layout),
+                dataclasses.asdict(unit),
+                coexistence.port_problem(layout, port, unit.main_pid) if port else None,
+                coexistence.other_falco_notice(layout, unit.main_pid),
             ]
-        )
+        return idle_hooks.digest(facts)
 
     def _observed_status(self) -> list[ops.StatusBase]:
         """Return what is wrong or worth knowing, from facts observed on the machine."""
