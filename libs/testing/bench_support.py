@@ -119,6 +119,7 @@ def write_results(
     charm: str,
     sequences: dict[str, list[EventStats]],
     imports: dict[str, float],
+    *,
     cold_hooks: dict[str, Any] | None = None,
 ) -> None:
     """Write one charm's results where bench/report.py expects them.

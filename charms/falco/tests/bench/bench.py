@@ -548,7 +548,7 @@ def main(argv: list[str]) -> int:
         sequences = run_sequences(Path(base))
         cold = cold_hooks(Path(base) / "cold")
     imports = import_times([str(CHARM / "src"), str(CHARM / "lib")])
-    write_results(Path(argv[1]), "falco", sequences, imports, cold)
+    write_results(Path(argv[1]), "falco", sequences, imports, cold_hooks=cold)
     ratio = imports["ratio"]
     print(f"falco: import {imports['charm']:.3f}s vs ops {imports['ops']:.3f}s ({ratio:.2f}x)")
     return 0

@@ -338,7 +338,7 @@ def main(output: Path) -> None:
             "prior": cold.cold_hooks.PRIOR,
         }
     imports = import_times(["src", "lib"])
-    write_results(output, "falcosidekick-k8s", sequences, imports, cold_hooks)
+    write_results(output, "falcosidekick-k8s", sequences, imports, cold_hooks=cold_hooks)
 
 
 if __name__ == "__main__":
