@@ -414,7 +414,9 @@ def handshake_problem(
         return f"{where} presents a certificate {trusted} does not verify ({exc.verify_message})"
     except ssl.SSLError as exc:
         why = shorten(exc.reason or str(exc), 120)
-        if client and "CERTIFICATE" in why.upper():
+        # The server's alerts: bad certificate, unknown CA (Falcosidekick's for a client
+        # certificate from a CA it does not trust), certificate required.
+        if client and ("CERTIFICATE" in why.upper() or "UNKNOWN_CA" in why.upper()):
             return f"{where} refused this unit's client certificate ({why})"
         return f"TLS handshake with {where} failed: {why}"
     except TimeoutError:
