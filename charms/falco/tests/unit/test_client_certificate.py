@@ -11,10 +11,17 @@ import yaml
 from charm import FalcoCharm
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from falco_rig import SIDEKICK, sidekick_relation
+from falco_rig import (
+    SIDEKICK,
+    answered,
+    only,
+    requested_csrs,
+    sidekick_relation,
+    with_certificate,
+)
 from machine import FakeMachine
 from ops import testing
-from tls_material import Issued, make_ca, sign_csr
+from tls_material import make_ca
 
 MODEL = testing.Model(name="fmodel", uuid="00000000-0000-4000-8000-000000000001")
 CERT_FILE = "etc/juju-falco/http-client.crt"
@@ -25,47 +32,6 @@ def http_output(machine: FakeMachine) -> dict[str, Any]:
     config = yaml.safe_load((machine.root / "etc/juju-falco/falco.yaml").read_text())
     result: dict[str, Any] = config["http_output"]
     return result
-
-
-def requested_csrs(relation: testing.Relation) -> list[str]:
-    raw = relation.local_unit_data.get("certificate_signing_requests", "[]")
-    return [request["certificate_signing_request"] for request in json.loads(raw)]
-
-
-def answered(relation: testing.Relation, ca: Issued) -> testing.Relation:
-    """Return ``relation`` with the provider's certificate for every CSR of the unit."""
-    answers = [
-        {
-            "certificate_signing_request": csr,
-            "certificate": (cert := sign_csr(csr, ca)),
-            "ca": ca.cert_pem,
-            "chain": [cert, ca.cert_pem],
-        }
-        for csr in requested_csrs(relation)
-    ]
-    return dataclasses.replace(relation, remote_app_data={"certificates": json.dumps(answers)})
-
-
-def only(out: testing.State, endpoint: str) -> testing.Relation:
-    (found,) = (r for r in out.relations if r.endpoint == endpoint)
-    assert isinstance(found, testing.Relation)
-    return found
-
-
-def with_certificate(
-    ctx: testing.Context[FalcoCharm], out: testing.State, ca: Issued
-) -> testing.State:
-    """Run the relation's hooks until the provider answered the unit's request."""
-    relations = {r for r in out.relations if r.endpoint != "certificates"}
-    certificates = testing.Relation("certificates", remote_app_name="self-signed-certificates")
-    out = dataclasses.replace(out, relations=relations | {certificates})
-    out = ctx.run(ctx.on.relation_created(certificates), out)
-    issued = answered(only(out, "certificates"), ca)
-    relations = {r for r in out.relations if r.id != issued.id} | {issued}
-    return ctx.run(
-        ctx.on.relation_changed(issued, remote_unit=0),
-        dataclasses.replace(out, relations=relations),
-    )
 
 
 def started(
