@@ -178,9 +178,13 @@ def _client_certificates(
 ) -> list[EventStats]:
     """Every unit asks for a client certificate, gets it (one restart), hears it again."""
     ca = make_ca("Client CA")
+    # The tls-certificates library (1.12) clears the unit bag before it writes the CSR: it
+    # deletes Juju's three address keys, one relation-set each, then sets the CSR. Juju
+    # commits a hook's relation-sets at its end: the CA sees one change.
+    asked = {"restarts": 0, "reloads": 0, "relation_writes": 4}
     requested = EventStats(
         f"certificates-relation-created, {UNITS} units",
-        expect={"restarts": 0, "reloads": 0, "relation_writes": UNITS},
+        expect={key: value * UNITS for key, value in asked.items()},
     )
     issued = EventStats(
         f"certificates-relation-changed (certificate issued), {UNITS} units",
@@ -189,7 +193,6 @@ def _client_certificates(
     again = EventStats(
         f"certificates-relation-changed (same certificate again), {UNITS} units", noop=True
     )
-    asked = {"restarts": 0, "reloads": 0, "relation_writes": 1}
     for unit in range(UNITS):
         relation = testing.Relation("certificates", remote_app_name="self-signed-certificates")
         state = dataclasses.replace(states[unit], relations={*states[unit].relations, relation})
