@@ -206,10 +206,13 @@ class FalcosidekickCharm(ops.CharmBase):
         """Converge the workload and every relation on the current inputs."""
         config, exposure, rendered_outputs = self._config, self._exposure, self._outputs
         extra_client_cas = self._extra_client_cas
-        if None in (config, exposure, rendered_outputs, extra_client_cas):
+        if (
+            config is None
+            or exposure is None
+            or rendered_outputs is None
+            or extra_client_cas is None
+        ):
             return  # the running config stays; the status names the option to fix
-        assert config and exposure and rendered_outputs is not None  # noqa: S101 - for mypy
-        assert extra_client_cas is not None  # noqa: S101 - for mypy
         topology = juju_topology(self)
         # The Falco alert rules travel with the alerts; our own logs get none (the same
         # rules on both relations would fire every alert twice in a shared Loki).
