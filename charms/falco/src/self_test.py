@@ -396,8 +396,6 @@ def handshake_problem(
     try:
         context = _tls_context(ca_file, ca_path, client) if scheme == "https" else None
     except (OSError, ssl.SSLError) as exc:
-        if client and not isinstance(exc, ssl.SSLError) and not Path(client[0]).exists():
-            return f"the client certificate {client[0]} is missing"
         what = f"the CA file {ca_file or ca_path}"
         if client:
             what += f" or the client certificate {client[0]}"

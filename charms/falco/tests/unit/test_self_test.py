@@ -232,6 +232,20 @@ def test_a_client_certificate_the_sidekick_does_not_trust_fails_at_delivery(
     assert run.failure.startswith(f"delivery: {where} refused this unit's client certificate (")
 
 
+def test_a_client_certificate_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    """arrange: mtls on, the certificate files gone. act: handshake. assert: both named."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(CA.cert_pem)
+    client = (str(tmp_path / "http-client.crt"), str(tmp_path / "http-client.key"))
+
+    problem = self_test.handshake_problem("https://127.0.0.1:1/", str(ca_file), "", client)
+
+    assert problem is not None
+    assert problem.startswith(
+        f"the CA file {ca_file} or the client certificate {client[0]} cannot be read: "
+    )
+
+
 def test_unreachable_sidekick_fails_at_delivery(
     ctx: testing.Context[FalcoCharm], installed: testing.State, falco: FakeDetection
 ) -> None:
