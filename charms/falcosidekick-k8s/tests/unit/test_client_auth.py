@@ -175,3 +175,30 @@ def test_impossible_client_authentication_is_blocked(
 
     assert isinstance(out.unit_status, testing.BlockedStatus)
     assert out.unit_status.message.startswith(f"invalid config 'client-authentication': {problem}")
+
+
+def test_new_revision_of_client_ca_secret_restarts_once(ctx: Ctx, root: Path, ca: Issued) -> None:
+    """arrange: mutual TLS with client-ca-secret. act: a new revision, then the same again.
+
+    assert: the new CA is trusted after one restart; the second secret-changed does nothing.
+    """
+    first, second = make_ca("First Falco CA"), make_ca("Second Falco CA")
+    secret = testing.Secret(tracked_content={"ca-certs": first.cert_pem})
+    config = {"client-authentication": "required", "client-ca-secret": secret.id}
+    out = serving(ctx, root, ca, config, secrets=[secret])
+    rotated = dataclasses.replace(secret, latest_content={"ca-certs": second.cert_pem})
+
+    others = {s for s in out.secrets if s.id != secret.id}
+    with record_pebble() as calls:
+        changed = ctx.run(
+            ctx.on.secret_changed(rotated), dataclasses.replace(out, secrets={*others, rotated})
+        )
+    (tracked,) = (s for s in changed.secrets if s.id == secret.id)
+    with record_pebble() as again:
+        ctx.run(ctx.on.secret_changed(tracked), changed)
+
+    trusted = (root / "tls" / CLIENT_CA_FILE).read_text()
+    assert second.cert_pem in trusted and first.cert_pem not in trusted
+    assert calls.count(*RESTARTS) == 1
+    assert again.count(*RESTARTS) == 0
+    assert again.count("push") == 0
