@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any
 
 import custom_rules
 import falco_cli
@@ -193,8 +192,22 @@ def entry(path: str, mode: str = "100644", kind: str = "blob") -> TreeEntry:
     return TreeEntry(mode, kind, hashlib.sha256(path.encode()).hexdigest()[:40], path)
 
 
-def contents(entries: list[TreeEntry], text: bytes = b"- list: a\n  items: []\n") -> Any:
-    return lambda oids: dict.fromkeys(oids, text)
+@dataclasses.dataclass(frozen=True)
+class Contents:
+    """A commit's objects, every blob holding ``text``, as git's object store answers."""
+
+    text: bytes
+
+    def sizes(self, oids: list[str]) -> dict[str, int]:
+        return dict.fromkeys(oids, len(self.text))
+
+    def read(self, wanted: dict[str, int]) -> dict[str, bytes]:
+        assert all(size == len(self.text) for size in wanted.values())
+        return dict.fromkeys(wanted, self.text)
+
+
+def contents(entries: list[TreeEntry], text: bytes = b"- list: a\n  items: []\n") -> Contents:
+    return Contents(text)
 
 
 RULES_DIR = entry("rules.d", "040000", "tree")
@@ -251,7 +264,7 @@ def test_content_that_is_ignored_or_loaded_in_name_order() -> None:
     ("data", "problem"),
     [
         (b"\xff\xfe not utf-8", "rules.d/a.yaml is not UTF-8 text"),
-        (b"x" * (custom_rules.MAX_FILE_BYTES + 1), "rules.d/a.yaml is larger than 1024 KiB"),
+        (b"x" * (git_sync.MAX_FILE_BYTES + 1), "rules.d/a.yaml is larger than 1024 KiB"),
     ],
 )
 def test_files_that_cannot_be_rules(data: bytes, problem: str) -> None:
