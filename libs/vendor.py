@@ -46,6 +46,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/tests/shared/local_net.py",
         "charms/falcosidekick-k8s/tests/shared/local_net.py",
     ),
+    "libs/testing/log_pipeline.py": (
+        "charms/falco/tests/shared/log_pipeline.py",
+        "charms/falcosidekick-k8s/tests/shared/log_pipeline.py",
+    ),
     "libs/testing/ops_probes.py": (
         "charms/falco/tests/shared/ops_probes.py",
         "charms/falcosidekick-k8s/tests/shared/ops_probes.py",

@@ -28,6 +28,7 @@ import ownership
 import payload
 import reload_check
 import repo_secrets
+import self_test
 import service
 import systemd_facts
 from cos_agent import CosAgentProvider
@@ -53,6 +54,9 @@ class FalcoCharm(ops.CharmBase):
     # Where the charm reads what Falco runs (its /metrics), and how long it waits for it.
     falco_metrics = staticmethod(reload_check.scrape)
     reload_wait_s = reload_check.WAIT_S
+    # How long the self-test gives Falco to report a failed delivery after the alert.
+    self_test_settle_s = self_test.DELIVERY_SETTLE_S
+    self_test_nonce = staticmethod(self_test.new_nonce)
     _config_problem = ""
     _leaving = False
 
@@ -69,6 +73,7 @@ class FalcoCharm(ops.CharmBase):
         framework.observe(on.config_changed, self._on_config_changed)
         framework.observe(on.secret_changed, self._on_secret_changed)
         framework.observe(on.refresh_rules_action, self._on_refresh_rules_action)
+        framework.observe(on.self_test_action, self._on_self_test_action)
         for event in (
             on.start,
             on.update_status,
@@ -109,6 +114,26 @@ class FalcoCharm(ops.CharmBase):
         event.set_results({**report.action_results(), **payload.results(self._layout)})
         if report.problem:
             event.fail(report.problem)
+
+    def _on_self_test_action(self, event: ops.ActionEvent) -> None:
+        # Reads and probes only: nothing is reconciled, restarted or reloaded.
+        if not self._ownership.mine:
+            event.fail(
+                f"this unit does not run Falco: run the self-test on {self._ownership.owner}"
+            )
+            return
+        request = self_test.Request(
+            unit=self._topology.unit,
+            falco_running=self._unit_probe.facts().running,
+            read_journal=journal.read_since,
+            timeout_s=float(event.params.get("timeout", self_test.DEFAULT_TIMEOUT_S)),
+            settle_s=self.self_test_settle_s,
+            nonce=self.self_test_nonce(),
+        )
+        outcome = self_test.run(self._layout, request)
+        event.set_results(outcome.results())
+        if outcome.failure:
+            event.fail(outcome.failure)
 
     def _on_stop(self, _: ops.StopEvent) -> None:
         # Stop comes before remove: Falco stays for the falco units that stay (ownership).

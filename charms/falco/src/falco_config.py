@@ -83,6 +83,10 @@ class RuleInputs:
 
     # Files or folders loaded after the default rules, in this order.
     extra_rules: tuple[Path, ...] = ()
+    # The charm's own rules (the self-test's marker), loaded between the two.
+    charm_rules: tuple[Path, ...] = ()
+    # Rules that stay enabled whatever the selection says (after it in Falco's `rules:`).
+    always_enabled: tuple[str, ...] = ()
     # Falco's `rules:` list: {"disable"|"enable": {"rule"|"tag": value}}, applied in order.
     selection: tuple[dict[str, dict[str, str]], ...] = ()
     minimum_priority: str = "debug"
@@ -138,13 +142,18 @@ def _rules(inputs: ConfigInputs) -> dict[str, Any]:
         "config_files": [],
         # Keeps hot reload working (SIGHUP is ignored without it up to 0.44.1).
         "watch_config_files": True,
-        # Defaults first, so that custom rules can override and extend them.
+        # Defaults first, so that custom rules can override and extend them, and the
+        # charm's own before the custom ones, which may override those too.
         "rules_files": [
             str(inputs.payload.default_rules),
+            *(str(path) for path in inputs.rules.charm_rules),
             *(str(path) for path in inputs.rules.extra_rules),
         ],
         # Applied by Falco after every file is loaded; it wins over `enabled:` in files.
-        "rules": [dict(item) for item in inputs.rules.selection],
+        "rules": [
+            *(dict(item) for item in inputs.rules.selection),
+            *({"enable": {"rule": name}} for name in inputs.rules.always_enabled),
+        ],
         "priority": inputs.rules.minimum_priority,
         "rule_matching": "first",
     }

@@ -25,6 +25,7 @@ from messages import shorten_middle
 from systemd_facts import UnitFacts, UnitProbe
 
 JOURNAL_LINES = 50
+SINCE_LINES = 10000
 JOURNAL_TIMEOUT_S = 60
 # How far before Falco's last fatal line its cause may be (the libs log it first).
 CAUSE_WINDOW = 25
@@ -98,15 +99,15 @@ class Diagnosis:
     engine: str | None = None
 
 
-def read_lines(unit: str = SERVICE_NAME, count: int = JOURNAL_LINES) -> list[str]:
-    """Return the last ``count`` messages of ``unit``'s journal ([] if it cannot be read)."""
+def _journalctl(*args: str) -> list[str]:
+    """Return the messages ``journalctl args -o cat`` prints ([] if it cannot be read)."""
     journalctl = shutil.which("journalctl")
     if journalctl is None:
         return []
     try:
         # Fixed arguments, absolute path; no shell.
         result = subprocess.run(  # noqa: S603
-            [journalctl, "-u", unit, "-n", str(count), "-o", "cat", "--no-pager"],
+            [journalctl, *args, "-o", "cat", "--no-pager"],
             capture_output=True,
             text=True,
             timeout=JOURNAL_TIMEOUT_S,
@@ -115,6 +116,20 @@ def read_lines(unit: str = SERVICE_NAME, count: int = JOURNAL_LINES) -> list[str
     except (OSError, subprocess.TimeoutExpired):
         return []
     return result.stdout.splitlines() if result.returncode == 0 else []
+
+
+def read_lines(unit: str = SERVICE_NAME, count: int = JOURNAL_LINES) -> list[str]:
+    """Return the last ``count`` messages of ``unit``'s journal ([] if it cannot be read)."""
+    return _journalctl("-u", unit, "-n", str(count))
+
+
+def read_since(since: float, unit: str = SERVICE_NAME) -> list[str]:
+    """Return the messages of ``unit``'s journal from the second of ``since`` on.
+
+    At most ``SINCE_LINES``, the last ones: enough for the seconds a self-test waits even
+    when alerts go to the journal on a busy machine.
+    """
+    return _journalctl("-u", unit, f"--since=@{int(since)}", "-n", str(SINCE_LINES))
 
 
 def _clean(line: str) -> str:

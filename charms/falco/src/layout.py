@@ -81,6 +81,11 @@ class Layout:
         """Custom rule sets, one directory per content digest (see custom_rules)."""
         return self.config_dir / "rules"
 
+    @property
+    def self_test_rules_dir(self) -> Path:
+        """The self-test's marker rule, one file per priority (self_test)."""
+        return self.config_dir / "self-test"
+
     # --- charm state ---
     @property
     def state_dir(self) -> Path:
@@ -111,6 +116,14 @@ class Layout:
     def rules_rejection(self) -> Path:
         """The candidate rule set Falco refused, by fingerprint, so it is not re-checked."""
         return self.state_dir / "rules-rejected.json"
+
+    @property
+    def self_test_dir(self) -> Path:
+        """Where the self-test action creates its marker files (root only, 0700).
+
+        The marker rule matches reads of files in here and nowhere else.
+        """
+        return self.state_dir / "self-test"
 
     # --- the custom config repository (git) ---
     @property

@@ -43,6 +43,7 @@ import progress
 import records
 import reload_check
 import rule_store
+import self_test
 import start_backoff
 import steady
 import systemd_unit
@@ -56,6 +57,7 @@ from systemd_facts import UnitFacts, UnitProbe
 logger = logging.getLogger(__name__)
 # How statuses name the payload's default rules file.
 DEFAULT_RULES = "default rules"
+SELF_TEST_RULE = "the self-test rule"
 
 if TYPE_CHECKING:
     from config import FalcoConfig
@@ -122,8 +124,13 @@ class Inputs:
 def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
     """Return the files Falco should run with for ``inputs`` and ``rule_set``."""
     config, current = inputs.config, inputs.payload
+    marker_rule = self_test.rules_file(layout, config.minimum_priority)
     rules = falco_config.RuleInputs(
         extra_rules=tuple(rule_store.load_paths(layout, rule_set)),
+        charm_rules=(marker_rule,),
+        # The self-test works whatever disabled-rules says: its rule matches only the
+        # charm's own marker files (self_test).
+        always_enabled=(self_test.RULE_NAME,),
         selection=config.rule_selection,
         minimum_priority=config.minimum_priority,
         overrides=tuple(custom_rules.override_documents(rule_set)),
@@ -131,8 +138,12 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
     checked = rule_store.rules_files(layout, rule_set)
     if not rule_set.empty:
         # The defaults come first so that overrides of default rules resolve; checked even
-        # with config overrides alone, which can break them (append_output fields).
-        checked.insert(0, RulesFile(DEFAULT_RULES, current.default_rules))
+        # with config overrides alone, which can break them (append_output fields). The
+        # custom rules may override the marker rule, so it comes before them too.
+        checked[:0] = [
+            RulesFile(DEFAULT_RULES, current.default_rules),
+            RulesFile(SELF_TEST_RULE, marker_rule),
+        ]
     data = falco_config.build(
         falco_config.ConfigInputs(
             payload=current,
@@ -304,7 +315,7 @@ def _rules_problem(layout: Layout, desired: Desired) -> str | None:
     culprit_file = verdict.file
     culprit = names.get(culprit_file or "", culprit_file or "rules")
     overrides = [source.name for source in desired.rule_set.overrides]
-    if overrides and culprit in (DEFAULT_RULES, "falco.yaml"):
+    if overrides and culprit in (DEFAULT_RULES, SELF_TEST_RULE, "falco.yaml"):
         culprit, culprit_file = ", ".join(overrides), None
     item = verdict.item
     if item and verdict.item_file and verdict.item_file != culprit_file:
@@ -458,8 +469,13 @@ def _identity(layout: Layout, inputs: Inputs, sources: custom_rules.Sources) -> 
     )
 
 
-def _remember(layout: Layout, identity: str, outcome: Outcome, live: Desired) -> None:
-    """Record what the inputs converged to, or nothing when converging stopped short."""
+def _remember(
+    layout: Layout, identity: str, outcome: Outcome, live: Desired, marker: Path
+) -> None:
+    """Record what the inputs converged to, or nothing when converging stopped short.
+
+    The self-test's marker rule file is checked like the others: Falco loads it too.
+    """
     if outcome.problem is not None:
         steady.forget(layout)
         return
@@ -472,6 +488,7 @@ def _remember(layout: Layout, identity: str, outcome: Outcome, live: Desired) ->
         str(path): None if text is None else hashlib.sha256(text.encode()).hexdigest()
         for path, text in wanted.items()
     }
+    files[str(marker)] = steady.file_digest(marker)
     rule_set = None if live.rule_set.empty else rule_store.directory(layout, live.rule_set).name
     manifest = live.rule_set.manifest() if rule_set else {}
     steady.remember(layout, steady.Steady(identity, files, rule_set, manifest))
@@ -498,6 +515,8 @@ def apply(
     plan = custom_rules.plan(layout, sources)
     # The running set is put back whole first if its files were damaged (rule_store).
     rule_store.ensure_written(layout, plan.live)
+    # The marker rule is there before any falco.yaml names it (written only if it is not).
+    marker = self_test.ensure_rule(layout, inputs.config.minimum_priority)
     wanted = desired(layout, inputs, plan.candidate)
     same = plan.candidate == plan.live
     fallback = wanted if same else desired(layout, inputs, plan.live)
@@ -507,7 +526,8 @@ def apply(
     if custom_rules.write_report(layout, report) and report.problem:
         # Once per new problem, not on every hook while it lasts (the status keeps it).
         logger.error("%s", report.problem)
-    _remember(layout, identity, outcome, wanted if outcome.rules_problem is None else fallback)
+    live = wanted if outcome.rules_problem is None else fallback
+    _remember(layout, identity, outcome, live, marker)
     return outcome, report
 
 

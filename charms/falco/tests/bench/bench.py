@@ -28,7 +28,9 @@ hearing a new sidekick URL (``fleet.py``), and 50 update-status hooks on a unit 
 in use (sidekick, collector, a repository at a tag, inline rules) and nothing changed. Three of
 issue 13: two falco units on one machine (20 alternating update-status: nothing), Falco
 stopped behind the charm's back (one start, then nothing), and a Falco that exits at every
-start over 10 update-status (starts bounded by the back-off). The
+start over 10 update-status (starts bounded by the back-off). One of issue 17: the self-test
+action run three times (no restart, reload or write of the charm's), then idle hooks. The
+self-test's marker rule is loaded in every sequence. The
 results also hold ``cold_noop_hook_s``: one no-op update-status in a fresh interpreter, the
 way Juju runs a hook (``cold_hook.py``), next to the in-process timings that hide imports.
 """
@@ -58,6 +60,7 @@ from git_repos import MISSING_OUTPUT, RulesRepo, rule  # noqa: E402
 from machine import FakeMachine, build_payload, changed_files  # noqa: E402
 from ops import testing  # noqa: E402
 from ops_probes import record_calls, record_relation_writes  # noqa: E402
+from self_test_rig import FakeDetection  # noqa: E402
 from tls_material import make_ca  # noqa: E402
 
 RUNS_PER_NOOP = {"config-changed": 3, "update-status": 10}
@@ -66,6 +69,7 @@ SYNC_INTERVAL_MINUTES = 15
 UPDATE_STATUS_HOOKS = 20
 IDLE_HOOKS = 50
 CRASH_LOOP_HOOKS = 10
+SELF_TESTS = 3
 # start_backoff: three starts at once, then after 10 and 20 minutes (hooks 5 and 9).
 CRASH_LOOP_STARTS = 5
 NO_BUILD = {"lzma_compress": 0}
@@ -206,10 +210,38 @@ def run_sequences(base: Path) -> dict[str, list[EventStats]]:
     sequences["two falco units on one machine"] = two_units_sequence(Bench(base / "two"))
     sequences["Falco stopped behind the charm's back"] = stopped_sequence(Bench(base / "stop"))
     sequences["Falco exits at every start"] = crash_loop_sequence(Bench(base / "crash"))
+    sequences["self-test"] = self_test_sequence(Bench(base / "self-test"))
     sequences["update-status on large inputs, in turns"] = hostile.idle_sequences(
         lambda name: Bench(base / name), _with_repository
     )
     return sequences
+
+
+def self_test_sequence(bench: Bench) -> list[EventStats]:
+    """The self-test's marker rule is part of every sequence; here it is run, then idled on.
+
+    The action restarts, reloads and writes nothing: the one write per run is Falco's alert
+    line in the alert log (the fake machine's Falco, self_test_rig). Hooks after it and a
+    config-changed with the same options find the marker rule as they left it.
+    """
+    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
+    config = _yaml((bench.machine.root / "etc/juju-falco/falco.yaml").read_text())
+    marker = bench.machine.root / "etc/juju-falco/self-test/self-test-debug.yaml"
+    assert config["rules_files"][1] == str(marker), "the marker rule is not loaded"
+    bench.machine.root.joinpath("var/log/falco").mkdir(parents=True, exist_ok=True)
+    runs = EventStats(
+        f"self-test x{SELF_TESTS}",
+        expect={"restarts": 0, "reloads": 0, "file_writes": SELF_TESTS, "relation_writes": 0},
+    )
+    with FakeDetection(bench.machine):
+        for _ in range(SELF_TESTS):
+            bench.dispatch(runs, lambda: bench.ctx.on.action("self-test"), bench.state)
+    idle = EventStats(f"update-status x{UPDATE_STATUS_HOOKS} (after self-tests)", noop=True)
+    for _ in range(UPDATE_STATUS_HOOKS):
+        bench.dispatch(idle, bench.ctx.on.update_status, bench.state)
+    same = EventStats("config-changed (same options)", noop=True)
+    bench.dispatch(same, bench.ctx.on.config_changed, bench.state)
+    return [runs, idle, same]
 
 
 def two_units_sequence(bench: Bench) -> list[EventStats]:

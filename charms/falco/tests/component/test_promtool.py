@@ -18,6 +18,7 @@ import cos_content
 import promql
 import pytest
 import real_tools
+import self_test
 import yaml
 from topology import RULE_LABELS, TOPOLOGY
 
@@ -92,6 +93,7 @@ def alert(name: str, at: str, *expected: dict[str, str]) -> dict[str, Any]:
 
 
 CRITICAL_RULE = "Drop and execute new binary in container"
+SELF_TEST_RULE = self_test.RULE_NAME
 MATCHES = "falcosecurity_falco_rules_matches_total"
 CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
     # Falco exports a rule's counter only from its first match, already at 1.
@@ -117,6 +119,21 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
                 "FalcoCriticalAlert",
                 "22m",
                 UNIT | {"severity": "critical", "rule": "Escape", "priority": "Emergency"},
+            ),
+        ],
+    ),
+    # The self-test rule runs at the minimum-priority level: Critical here. Not an intrusion.
+    "the self-test rule at Critical does not alert, an intrusion next to it does": (
+        [
+            series(MATCHES, "_x5 1x15", rule_name=SELF_TEST_RULE, priority="2", tag_juju="true"),
+            series(MATCHES, "_x7 1x15", rule_name=CRITICAL_RULE, priority="2"),
+        ],
+        [
+            alert("FalcoCriticalAlert", "6m"),
+            alert(
+                "FalcoCriticalAlert",
+                "8m",
+                UNIT | {"severity": "critical", "rule": CRITICAL_RULE, "priority": "Critical"},
             ),
         ],
     ),
@@ -308,6 +325,59 @@ def test_rule_match_panels_count_a_rules_first_match(
                     {"expr": expr, "eval_time": at, "exp_samples": samples}
                     for at, samples in expected
                 ],
+            }
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(tests))
+
+    result = run(promtool, "test", "rules", str(tmp_path / "test.yaml"))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+SELF_TEST_SERIES = {
+    "rule_name": SELF_TEST_RULE,
+    "priority": "7",
+    "source": "syscall",
+    "tag_juju": "true",
+    "tag_self_test": "true",
+}
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Rule matches by priority",
+        "Rule matches by rule",
+        "Rule matches since Falco (re)started, by unit, rule and priority",
+    ],
+)
+def test_detection_panels_leave_the_self_test_out(
+    promtool: str, tmp_path: Path, title: str
+) -> None:
+    """arrange: self-test matches and a real one. act: evaluate the panel. assert: real only."""
+    (tmp_path / "empty.rules.yaml").write_text(yaml.safe_dump({"groups": []}))
+    expr = panel_expr(title)
+    samples = {
+        "Rule matches by priority": [sample('{priority="4"}', 1)],
+        "Rule matches by rule": [sample('{rule_name="Read sensitive file untrusted"}', 1)],
+    }.get(title)
+    if samples is None:
+        labels = {key: UNIT[key] for key in ("juju_model", "juju_application", "juju_unit")}
+        text = ",".join(f'{key}="{value}"' for key, value in labels.items())
+        rule = WARNING_RULE["rule_name"]
+        samples = [sample(f'{{{text},priority="4",rule_name="{rule}"}}', 1)]
+    tests = {
+        "rule_files": ["empty.rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    series(MATCHES, "_x5 1x15", **WARNING_RULE),
+                    series(MATCHES, "_x5 2x15", **SELF_TEST_SERIES),
+                ],
+                "promql_expr_test": [{"expr": expr, "eval_time": "6m", "exp_samples": samples}],
             }
         ],
     }

@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -56,6 +57,8 @@ ALL_PROPERTIES = (
 CHARM_PROPERTIES = "ActiveState,SubState,Result,NRestarts,ExecMainStatus,MainPID"
 # How the charm reads the end of the unit's journal (journal.py), the unit name last.
 JOURNAL_ARGS = ("-n", "50", "-o", "cat", "--no-pager", "-u")
+# How the self-test reads it from a second on (journal.read_since), the unit name last.
+JOURNAL_SINCE_ARGS = ("-n", "10000", "-o", "cat", "--no-pager", "--since=@{since}", "-u")
 
 SCENARIOS: dict[str, list[str]] = {
     "good-unit": [
@@ -182,6 +185,18 @@ SCENARIOS: dict[str, list[str]] = {
         "disable missing",
         "journal good",
     ],
+    # "mark" waits for the next whole second and remembers it; "journal-since" reads the
+    # journal from that second on, as the self-test does: only what came after the mark.
+    "journal-since": [
+        "write good",
+        "start good",
+        "stop good",
+        "mark",
+        "start good",
+        "stop good",
+        "journal-since good",
+        "journal good",
+    ],
     "unknown-unit": [
         "is-active missing",
         "is-failed missing",
@@ -201,7 +216,7 @@ class Systemd(Protocol):
     def delete(self, name: str) -> None: ...
     def systemctl(self, args: list[str]) -> tuple[int, str, str]: ...
     def settle(self, name: str, sub_state: str) -> None: ...
-    def journal(self, name: str) -> tuple[int, str, str]: ...
+    def journal(self, name: str, since: int | None = None) -> tuple[int, str, str]: ...
 
 
 class Fake:
@@ -234,9 +249,9 @@ class Fake:
             systemd.give_up(name)
             systemd.save()
 
-    def journal(self, name: str) -> tuple[int, str, str]:
+    def journal(self, name: str, since: int | None = None) -> tuple[int, str, str]:
         result = subprocess.run(
-            [self.machine.bin / "journalctl", *JOURNAL_ARGS, name],
+            [self.machine.bin / "journalctl", *journal_args(since), name],
             capture_output=True,
             text=True,
             check=False,
@@ -268,9 +283,9 @@ class Real:
 
         wait_for(f"{name} to reach {sub_state}", reached)
 
-    def journal(self, name: str) -> tuple[int, str, str]:
+    def journal(self, name: str, since: int | None = None) -> tuple[int, str, str]:
         self.container.run("journalctl", "--sync")
-        result = self.container.run("journalctl", *JOURNAL_ARGS, name)
+        result = self.container.run("journalctl", *journal_args(since), name)
         return result.returncode, result.stdout, result.stderr
 
     def forget(self, names: list[str]) -> None:
@@ -293,14 +308,34 @@ def normalised(text: str) -> list[str]:
     return text.splitlines()
 
 
+def journal_args(since: int | None) -> tuple[str, ...]:
+    """Return journalctl's arguments as the charm gives them, the unit name to follow."""
+    if since is None:
+        return JOURNAL_ARGS
+    return tuple(arg.format(since=since) for arg in JOURNAL_SINCE_ARGS)
+
+
+def next_second() -> int:
+    """Wait until the next whole second of the clock; return it."""
+    second = int(time.time()) + 1
+    time.sleep(max(0.0, second - time.time()) + 0.05)
+    return second
+
+
 def transcript(systemd: Systemd, steps: list[str], names: dict[str, str]) -> list[str]:
     """Run ``steps``; return every command with its exit code and output."""
     lines: list[str] = []
+    mark: int | None = None
     for step in steps:
         words = [names.get(word, word) for word in shlex.split(step)]
-        if words[0] == "journal":
-            code, out, err = systemd.journal(words[1])
-            lines.extend([f"$ journalctl -u {step.split()[1]}", f"  exit {code}"])
+        if words[0] == "mark":
+            mark = next_second()
+            lines.append("# mark")
+            continue
+        if words[0] in ("journal", "journal-since"):
+            since = mark if words[0] == "journal-since" else None
+            code, out, err = systemd.journal(words[1], since)
+            lines.extend([f"$ {words[0]} {step.split()[1]}", f"  exit {code}"])
             lines.extend(f"  out: {line}" for line in out.splitlines())
             lines.extend(f"  err: {line}" for line in err.splitlines())
             continue

@@ -66,9 +66,11 @@ def options(unit: RealUnit, **changes: object) -> dict[str, object]:
 
 
 def running_rules(unit: RealUnit, inline: str) -> dict[str, str]:
-    """The rules files Falco should report running: the defaults and ``inline``."""
+    """The rules files Falco should report running: the defaults, the self-test's, ``inline``."""
+    marker = unit.layout.self_test_rules_dir / "self-test-debug.yaml"
     return {
         "falco_rules.yaml": sha256(unit.payload.default_rules.read_text()),
+        marker.name: sha256(marker.read_text()),
         "custom-rules.yaml": sha256(inline),
     }
 
@@ -186,8 +188,10 @@ def test_a_deleted_rules_file_is_put_back_and_falco_runs_it_again(
     watched = Path(unit.live_config()["rules_files"][-1])
 
     watched.unlink()
-    defaults_only = {"falco_rules.yaml": running_rules(unit, inline)["falco_rules.yaml"]}
-    falco.wait_for_rules(defaults_only, restarts + 1)
+    # The default rules and the charm's self-test rule stay.
+    without_custom = running_rules(unit, inline)
+    del without_custom["custom-rules.yaml"]
+    falco.wait_for_rules(without_custom, restarts + 1)
     unit.run(unit.ctx.on.update_status())
 
     falco.wait_for_rules(running_rules(unit, inline), restarts + 2)

@@ -49,24 +49,26 @@ def test_real_falco_accepts_the_rendered_config(unit: RealUnit) -> None:
 
     assert result.returncode == 0, result.stderr
     # The rule set's rules.d folder is listed even when empty; Falco reads nothing from it.
-    default, folder, inline = unit.live_config()["rules_files"]
+    default, marker, folder, inline = unit.live_config()["rules_files"]
     assert default == str(unit.payload.default_rules)
     assert (folder, inline) == (
         f"{Path(inline).parent}/rules.d",
         f"{Path(inline).parent}/custom-rules.yaml",
     )
-    assert loaded_rules_files(result.stderr) == [default, inline]
+    # The charm's self-test rule right after the defaults, before the custom rules.
+    assert marker == str(unit.layout.self_test_rules_dir / "self-test-debug.yaml")
+    assert loaded_rules_files(result.stderr) == [default, marker, inline]
     assert "Disabling rules with tag: network" in result.stderr
 
 
 def test_rules_listing_has_the_default_and_the_custom_rules(unit: RealUnit) -> None:
-    """arrange: the live falco.yaml. act: falco -L (JSON). assert: defaults + custom rule."""
+    """arrange: the live falco.yaml. act: falco -L. assert: defaults, self-test, custom rule."""
     listing = unit.falco.rules(unit.config_file)
 
     defaults = yaml.safe_load(unit.payload.default_rules.read_text())
     default_rules = [item["rule"] for item in defaults if "rule" in item]
     custom = yaml.safe_load(workloads.require(workloads.SELFTEST_MARKER_RULE).read_text())
-    assert names(listing["rules"]) == [*default_rules, custom[0]["rule"]]
+    assert names(listing["rules"]) == [*default_rules, "Juju Falco self-test", custom[0]["rule"]]
     assert len(default_rules) > 20
     # Every rule carries the unit's topology as extra output fields, Falco compiled them.
     for rule in listing["rules"]:

@@ -85,13 +85,19 @@ def unit_fixture(
 def live_rules(unit: RealUnit) -> dict[str, str]:
     """Return the custom rules files the live falco.yaml makes Falco load, by name."""
     found = {}
-    for entry in unit.live_config()["rules_files"][1:]:
+    # After the default rules and the self-test rule.
+    for entry in unit.live_config()["rules_files"][2:]:
         path = Path(entry)
         if path.is_dir():
             found.update({f"rules.d/{p.name}": p.read_text() for p in sorted(path.iterdir())})
         else:
             found["custom-rules"] = path.read_text()
     return found
+
+
+# What Falco loads before any custom rules: the default rules, then the charm's self-test
+# marker rule (at the default minimum-priority, debug).
+CHARM_BASE = ["falco_rules.yaml", "self-test-debug.yaml"]
 
 
 def falco_loads(unit: RealUnit) -> list[str]:
@@ -125,7 +131,7 @@ def test_valid_inline_rules_go_live(unit: RealUnit) -> None:
 
     assert unit.status == LOCAL_ONLY
     assert live_rules(unit) == {"custom-rules": GOOD_INLINE}
-    assert falco_loads(unit) == ["falco_rules.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "custom-rules.yaml"]
 
 
 @pytest.mark.parametrize("case", list(INLINE_REFUSALS))
@@ -146,7 +152,7 @@ def test_inline_rules_falco_refuses_keep_the_last_good_set(unit: RealUnit, case:
     assert action.results["files"] == "custom-rules option"
     assert unit.config_file.read_text() == live
     assert live_rules(unit) == {"custom-rules": GOOD_INLINE}
-    assert falco_loads(unit) == ["falco_rules.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "custom-rules.yaml"]
 
 
 REPOSITORY_REFUSALS = {
@@ -190,7 +196,7 @@ def test_valid_repository_rules_go_live(
         "rules.d/10-custom.yaml": rule("Repository rule"),
         "custom-rules": GOOD_INLINE,
     }
-    assert falco_loads(unit) == ["falco_rules.yaml", "10-custom.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "10-custom.yaml", "custom-rules.yaml"]
     action = unit.refresh_rules()
     assert (action.failure, action.results["commit"]) == (None, repo.head())
 
@@ -228,4 +234,4 @@ def test_repository_content_falco_refuses_keeps_the_last_good_set(
     assert (fixed.failure, unit.status) == (None, LOCAL_ONLY)
     assert fixed.results["commit"] == repo.head()
     assert unit.config_file.read_text() == live
-    assert falco_loads(unit) == ["falco_rules.yaml", "10-custom.yaml", "custom-rules.yaml"]
+    assert falco_loads(unit) == [*CHARM_BASE, "10-custom.yaml", "custom-rules.yaml"]

@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -268,9 +269,7 @@ class FakeSystemd:
     # --- what systemd logs about a unit ---
     def log(self, name: str, *lines: str) -> None:
         """Append ``lines`` to the journal of ``name`` (what ``journalctl -u`` shows)."""
-        journal = self.state.setdefault("journal", {}).setdefault(name, [])
-        journal.extend(lines)
-        del journal[:-JOURNAL_LINES]
+        log_lines(self.state, name, lines)
 
     def _label(self, name: str) -> str:
         """Return how systemd names the unit in its messages: with its Description if any."""
@@ -634,17 +633,42 @@ def systemctl(argv: list[str]) -> int:
 
 
 # ------------------------------------------------------------------------------ journalctl
+def log_lines(state: dict[str, Any], name: str, lines: Any) -> None:
+    """Append ``lines`` to the journal of unit ``name`` in the systemd ``state``, timed now."""
+    journal = state.setdefault("journal", {}).setdefault(name, [])
+    times = state.setdefault("journal_times", {}).setdefault(name, [])
+    for line in lines:
+        journal.append(line)
+        times.append(time.time())
+    del journal[:-JOURNAL_LINES]
+    del times[:-JOURNAL_LINES]
+
+
+def _since(argv: list[str]) -> float | None:
+    """Return the time of ``--since=@<seconds>``; None without it."""
+    for arg in argv:
+        if arg.startswith("--since=@"):
+            return float(arg.removeprefix("--since=@"))
+    return None
+
+
 def journalctl(argv: list[str]) -> int:
-    """Print the end of a unit's journal: ``-u <unit> [-n <lines>] [-o cat] [--no-pager]``.
+    """Print a unit's journal: ``-u <unit> [--since=@<s>] [-n <lines>] [-o cat] [--no-pager]``.
 
     Only the message text is kept (``-o cat``); a unit without entries prints nothing.
+    ``--since`` keeps the entries logged from that second on; ``-n`` then the last ones.
     """
     unit = _unit_name(_option(argv, "-u"))
     count = int(_option(argv, "-n") or 10)
     if "-u" not in argv or _option(argv, "-o") not in ("", "cat"):
         print(f"fake journalctl: unsupported arguments {argv}", file=sys.stderr)
         return 2
-    lines = _load("systemd").get("journal", {}).get(unit, [])
+    state = _load("systemd")
+    lines = state.get("journal", {}).get(unit, [])
+    since = _since(argv)
+    if since is not None:
+        times = state.get("journal_times", {}).get(unit, [])
+        lines = [line for line, at in zip(lines, times, strict=True) if at >= since]
     for line in lines[-count:] if count else []:
         print(line)
     return 0

@@ -13,12 +13,15 @@ from typing import Any
 
 import cos_content
 import falco_metrics
+import log_pipeline
 import promql
 import pytest
+import self_test
 import yaml
 from cosl import DashboardPath40UID
 from falco_metrics import KMOD_ONLY
 from layout import Layout
+from self_test_rig import alert_for
 from topology import RULE_LABELS, TOPOLOGY
 
 # Every metric Falco 0.44 exports with the charm's metrics settings, from WORKLOADS.md
@@ -81,7 +84,7 @@ DASHBOARD_FILE = cos_content.DASHBOARDS_DIR / "falco-host-health.json"
 DASHBOARD = json.loads(DASHBOARD_FILE.read_text())
 # When the dashboard changes, bump its "version" (Grafana keeps the highest one) and record
 # the new digest here: this test fails until both are done.
-RECORDED_VERSION = (2, "a7b060aa7095ccad")
+RECORDED_VERSION = (3, "dfeff4fc9719b3fb")
 RULE_FILE = cos_content.PROMETHEUS_RULES_DIR / "falco.rules"
 SHARED_LOKI_RULE = (
     Path(__file__).resolve().parents[4] / "libs/loki_rules/falco_critical_alerts.rules"
@@ -331,6 +334,35 @@ def test_the_loki_rule_is_the_shared_one() -> None:
     copy = (cos_content.LOKI_RULES_DIR / "falco_critical_alerts.rules").read_text()
 
     assert copy.split("\n", 2)[2] == SHARED_LOKI_RULE.read_text()
+
+
+def loki_entry(alert: dict[str, Any]) -> log_pipeline.Entry:
+    """An alert as Loki stores it: the JSON line, labelled with its juju_* fields."""
+    fields = alert["output_fields"]
+    labels = {key: str(value) for key, value in fields.items() if key.startswith("juju_")}
+    return log_pipeline.Entry(labels, json.dumps(alert))
+
+
+def test_the_loki_rule_counts_critical_alerts_but_not_the_self_test() -> None:
+    """arrange: Critical self-test and intrusion alerts. act: the rule's query. assert: one."""
+    (rule,) = rules_of(yaml.safe_load(SHARED_LOKI_RULE.read_text()))
+    query = log_pipeline.log_query(rule["expr"])
+    marker = Layout(Path("/")).self_test_dir / "5e1f7e57c0ffee00"
+    self_test_alert = alert_for(marker, "Critical")
+    intrusion = {
+        **alert_for(marker, "Critical"),
+        "rule": "Drop and execute new binary in container",
+    }
+    warning = {**intrusion, "priority": "Warning"}
+    entries = [loki_entry(alert) for alert in (self_test_alert, intrusion, warning)]
+
+    kept = log_pipeline.select(query, entries)
+
+    assert [json.loads(entry.line)["rule"] for entry in kept] == [intrusion["rule"]]
+    # Without its exclusion the rule would count the self-test as an intrusion.
+    unguarded = query.replace(f'| rule!="{self_test.RULE_NAME}"', "")
+    assert unguarded != query
+    assert len(log_pipeline.select(unguarded, entries)) == 2
 
 
 # --- the cache -----------------------------------------------------------------------------

@@ -26,7 +26,8 @@ def rendered(machine: FakeMachine) -> dict[str, Any]:
 
 def rule_set_dir(machine: FakeMachine) -> Path | None:
     """Return the custom rule set falco.yaml loads, if any."""
-    for entry in rendered(machine)["rules_files"][1:]:
+    # After the default rules and the self-test rule.
+    for entry in rendered(machine)["rules_files"][2:]:
         return Path(entry).parent
     return None
 
@@ -84,11 +85,13 @@ def test_inline_rules_load_after_the_defaults_with_a_hot_reload(
     assert loaded(machine) == {"custom-rules": INLINE}
     files = rendered(machine)["rules_files"]
     assert files[0].endswith("etc/falco/falco_rules.yaml")
+    assert files[1].endswith("etc/juju-falco/self-test/self-test-debug.yaml")
     assert files[-1].endswith("custom-rules.yaml")
     assert reloaded_once(machine, inode)
     validate = next(argv for argv in machine.calls("falco") if "-V" in argv)
     checked = [validate[i + 1] for i, arg in enumerate(validate) if arg == "-V"]
-    assert checked == [files[0], files[-1]]
+    # In load order: the custom rules may override the self-test rule too.
+    assert checked == [files[0], files[1], files[-1]]
     assert out.unit_status == LOCAL_ONLY
 
 
@@ -192,8 +195,15 @@ def test_selection_and_minimum_priority_are_falcos_own_settings(
         {"disable": {"tag": "network"}},
         {"enable": {"tag": "T1059"}},
         {"enable": {"rule": "Read sensitive file untrusted"}},
+        # Last, so no selection disables the self-test (its rule matches only its markers).
+        {"enable": {"rule": "Juju Falco self-test"}},
     ]
     assert config["priority"] == "warning"
+    # The self-test rule follows the minimum priority: a new file, named before it is used.
+    assert config["rules_files"][1] == str(
+        machine.root / "etc/juju-falco/self-test/self-test-warning.yaml"
+    )
+    assert "priority: WARNING" in Path(config["rules_files"][1]).read_text()
     assert reloaded_once(machine, inode)
 
 

@@ -203,6 +203,25 @@ def test_an_idle_hook_still_repairs_what_was_damaged(rig: Rig) -> None:
     ) == wanted.replace(str(rule_file.parent.parent), "<set>")
 
 
+@pytest.mark.parametrize("damage", ["deleted", "edited"])
+def test_an_idle_hook_puts_back_the_self_test_marker_rule(rig: Rig, damage: str) -> None:
+    """arrange: an installed unit. act: its marker rule file deleted or edited, update-status.
+
+    assert: the marker rule is back as the charm wrote it (Falco loads it like the others).
+    """
+    out = rig.install("v1")
+    marker = rig.machine.root / "etc/juju-falco/self-test/self-test-debug.yaml"
+    wanted = marker.read_text()
+    if damage == "deleted":
+        marker.unlink()
+    else:
+        marker.write_text(wanted.replace("priority:", "priority: EMERGENCY\n#"))
+
+    rig.ctx.run(rig.ctx.on.update_status(), out)
+
+    assert marker.read_text() == wanted
+
+
 # -- private rules ----------------------------------------------------------------------------
 
 
