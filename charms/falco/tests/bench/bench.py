@@ -561,7 +561,8 @@ def main(argv: list[str]) -> int:
     for ref, figures in memory.items():
         print(
             f"falco: install syncing the '{ref}' commit: hook peak RSS"
-            f" {figures['hook']:.0f} MiB, git {figures['git']:.0f} MiB"
+            f" {figures['hook']:.0f} MiB, its largest child (git, ssh) at most"
+            f" {figures['git']:.0f} MiB"
         )
     return 0
 

@@ -7,8 +7,11 @@
   at most ``MAX_RATIO`` times the empty one (median of ``ROUNDS``).
 * The peak memory of a hook that syncs a commit holding a 400 MiB rules file (a couple of
   MiB in the pack: it is one line repeated). The hook runs in a fresh interpreter, as a Juju
-  hook does, and reports its own peak RSS (``ru_maxrss``) and that of the git processes it
-  ran; the same hook on a commit without the file is the reference. The served repository
+  hook does, and reports its own peak RSS (``ru_maxrss``) and the largest of the processes it
+  ran (git, ssh); the same hook on a commit without the file is the reference. A child's
+  figure is never below the hook's size when it forked it (Linux keeps the high-water mark
+  across exec, and git is forked, not vforked, because of its preexec), so "git" reads "at
+  most this much"; the limit holds for both. The served repository
   is packed beforehand, as a git server keeps its repositories: the server side then
   streams the blob, and the git figures are the client's (a real server is elsewhere).
 """
@@ -122,8 +125,8 @@ def peak_memory(bench_dir: Path, base: Path) -> tuple[dict[str, Any], list[Limit
         for ref, found in figures.items()
     }
     limit = Limit(
-        f"peak RSS of a hook syncing a commit with a {HUGE_MIB} MiB rules file",
-        mib[huge]["hook"],
+        f"peak RSS of a hook syncing a commit with a {HUGE_MIB} MiB rules file, or of its git",
+        max(mib[huge].values()),
         MAX_HOOK_RSS_MIB,
         "MiB",
     )
