@@ -139,9 +139,9 @@ class FalcoConfig(pydantic.BaseModel):
     @pydantic.field_validator("custom_config_repository")
     @classmethod
     def _repository_url(cls, value: str) -> str:
-        if value.strip():
+        if value.strip(repository.BLANKS):
             repository.parse_repository(value)
-        return value.strip()
+        return value.strip(repository.BLANKS)
 
     @pydantic.field_validator("custom_config_repo_known_hosts")
     @classmethod

@@ -34,6 +34,9 @@ _SCP_LIKE = re.compile(r"^[^/:@\s]+@[^/:\s]+:")
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
 # Far longer than any repository URL; a longer value is not one (and would be logged).
 MAX_URL_CHARS = 2048
+# What may surround a URL as typed or pasted, and is dropped. Not str.strip()'s set, which
+# also takes \x0b, \x1c-\x1f, \x85 and U+2028 for blanks: those are refused, not dropped.
+BLANKS = " \t\r\n"
 # A conservative subset of `git check-ref-format`: no option-like or relative forms.
 _REF = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]+(?<![/.])$")
 _KEY_TYPES = re.compile(
@@ -97,7 +100,7 @@ def _check_user(transport: str, user: str) -> None:
 
 def parse_repository(url: str) -> Repository:
     """Return the repository ``url`` names; raise ValueError saying what is wrong."""
-    url = url.strip()
+    url = url.strip(BLANKS)
     if len(url) > MAX_URL_CHARS:
         raise ValueError(f"longer than {MAX_URL_CHARS} characters: not a repository URL")
     if not url.isprintable():

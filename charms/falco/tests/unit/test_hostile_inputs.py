@@ -390,6 +390,12 @@ def test_a_git_that_hangs_is_ended_with_its_children_at_the_timeout(tmp_path: Pa
             f"evil.example ssh-ed25519 AAAA\x1c{KNOWN_HOSTS}",
         ),
         ("custom-rules", "- list: big\n  items: [" + "a, " * 400_000 + "b]\n"),
+        # str.strip() takes these for blanks: at an end of the URL they were dropped
+        # silently, and alone they read as "no repository" (found by the fuzz profile).
+        ("custom-config-repository", "https://git.example/org/rules.git@v1\x0b"),
+        ("custom-config-repository", "\x1chttps://git.example/org/rules.git@v1"),
+        ("custom-config-repository", "https://git.example/org/rules.git@v1\u2028"),
+        ("custom-config-repository", "\x85"),
     ],
 )
 def test_option_values_that_cannot_be_used_are_blocked_naming_the_option(
