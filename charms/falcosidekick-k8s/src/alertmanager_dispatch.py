@@ -17,13 +17,11 @@ ignored; while the relation exists but no unit gives one, the last good URLs are
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 import ops
 from falcosidekick_http_endpoint import normalise_url
-
-logger = logging.getLogger(__name__)
+from provider_units import ProviderUnitUrls
 
 RELATION = "alertmanager"
 
@@ -46,45 +44,12 @@ def unit_url(databag: Mapping[str, str]) -> str | None:
         raise ValueError(f"{key!r}: {exc}") from None
 
 
-class AlertmanagerConsumer(ops.Object):
+class AlertmanagerConsumer(ProviderUnitUrls):
     """Reads the Alertmanager URLs of the related alertmanager-k8s units."""
-
-    _stored = ops.StoredState()  # type: ignore[no-untyped-call]  # ops leaves it untyped
 
     def __init__(self, charm: ops.CharmBase, relation_name: str = RELATION):
         super().__init__(charm, relation_name)
-        self._charm = charm
-        self._relation_name = relation_name
-        self._stored.set_default(urls=[])
 
-    @property
-    def relations(self) -> list[ops.Relation]:
-        """The relations of the endpoint."""
-        return list(self._charm.model.relations[self._relation_name])
-
-    def current_urls(self) -> list[str]:
-        """Return the distinct usable URLs the provider units publish now, sorted."""
-        urls: set[str] = set()
-        for relation in self.relations:
-            for unit in relation.units:
-                try:
-                    url = unit_url(relation.data[unit])
-                except ValueError as exc:
-                    logger.warning(
-                        "ignoring %s data from %s: %s", self._relation_name, unit.name, exc
-                    )
-                    continue
-                if url:
-                    urls.add(url)
-        return sorted(urls)
-
-    def urls(self) -> list[str]:
-        """Return the URLs to post to: the current ones, else the last good ones.
-
-        The last good URLs are kept while the relation exists and no unit gives a usable
-        one, rather than dropping the output; they go with the relation.
-        """
-        current = self.current_urls()
-        if current or not self.relations:
-            self._stored.urls = current
-        return list(self._stored.urls)
+    def read_unit(self, databag: Mapping[str, str]) -> str | None:
+        """Return the unit's Alertmanager URL (``unit_url``)."""
+        return unit_url(databag)

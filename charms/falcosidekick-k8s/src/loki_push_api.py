@@ -23,14 +23,12 @@ last good URLs are kept rather than dropping the output; they go with the relati
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import ops
+from provider_units import ProviderUnitUrls
 from relation_data import read_url, update_changed
-
-logger = logging.getLogger(__name__)
 
 RELATION = "send-loki-logs"
 
@@ -43,48 +41,15 @@ def app_data(metadata: Mapping[str, str], alert_rules: Mapping[str, Any]) -> dic
     }
 
 
-class LokiPushApiConsumer(ops.Object):
+class LokiPushApiConsumer(ProviderUnitUrls):
     """Reads the Loki push endpoints of the related provider, publishes our metadata."""
-
-    _stored = ops.StoredState()  # type: ignore[no-untyped-call]  # ops leaves it untyped
 
     def __init__(self, charm: ops.CharmBase, relation_name: str = RELATION):
         super().__init__(charm, relation_name)
-        self._charm = charm
-        self._relation_name = relation_name
-        self._stored.set_default(urls=[])
 
-    @property
-    def relations(self) -> list[ops.Relation]:
-        """The relations of the endpoint."""
-        return list(self._charm.model.relations[self._relation_name])
-
-    def _unit_endpoints(self) -> dict[str, str | None]:
-        """Return each provider unit's push URL by unit name; None when unset or unusable."""
-        endpoints: dict[str, str | None] = {}
-        for relation in self.relations:
-            for unit in relation.units:
-                try:
-                    endpoints[unit.name] = read_url(relation.data[unit], "endpoint")
-                except ValueError as exc:
-                    logger.warning("ignoring %s data from %s: %s", self._relation_name, unit, exc)
-                    endpoints[unit.name] = None
-        return endpoints
-
-    def current_urls(self) -> list[str]:
-        """Return the distinct usable push URLs the provider units publish now, sorted."""
-        return sorted({url for url in self._unit_endpoints().values() if url})
-
-    def urls(self) -> list[str]:
-        """Return the push URLs to use: the current ones, else the last good ones.
-
-        The last good URLs are kept while the relation exists and no unit gives a usable
-        one, rather than dropping the output.
-        """
-        current = self.current_urls()
-        if current or not self.relations:
-            self._stored.urls = current
-        return list(self._stored.urls)
+    def read_unit(self, databag: Mapping[str, str]) -> str | None:
+        """Return the unit's push URL, the ``url`` of its ``endpoint`` JSON."""
+        return read_url(databag, "endpoint")
 
     def unit_urls(self) -> dict[str, str] | None:
         """Return each provider unit's push URL by unit name; None until every unit has one.
@@ -92,14 +57,14 @@ class LokiPushApiConsumer(ops.Object):
         A unit without a usable endpoint (yet) makes the whole set not ready, so that log
         targets are never half-updated from a relation still being set up.
         """
-        endpoints = self._unit_endpoints()
+        endpoints = self.unit_endpoints()
         if None in endpoints.values():
             return None
         return {name: url for name, url in endpoints.items() if url}
 
     def units_without_endpoint(self) -> list[str]:
         """Return the provider units that publish no usable endpoint, sorted by name."""
-        return sorted(name for name, url in self._unit_endpoints().items() if url is None)
+        return sorted(name for name, url in self.unit_endpoints().items() if url is None)
 
     def publish(
         self, metadata: Mapping[str, str], alert_rules: Callable[[], Mapping[str, Any]]
