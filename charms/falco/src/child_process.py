@@ -19,7 +19,7 @@ can start another while the tree is collected, then killed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -30,10 +30,21 @@ PR_SET_PDEATHSIG = 1
 _PROC = Path("/proc")
 
 
-def _die_with(parent: int) -> None:
+@functools.cache
+def _prctl() -> Any:
+    """Return libc's prctl, loaded once, in the hook's process.
+
+    Not between fork and exec, where loading a library could wait forever on a lock another
+    thread held at the fork; ctypes is imported here, not by every hook that never runs git.
+    """
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with(parent: int, prctl: Any) -> None:
     """Run in the child between fork and exec: ask for SIGKILL when ``parent`` ends."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     # The parent may have ended between fork and prctl: then nobody would signal us.
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -44,9 +55,11 @@ def start(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
 
     ``options`` are Popen's. Raises OSError when the program cannot be started.
     """
-    parent = os.getpid()
+    parent, prctl = os.getpid(), _prctl()
     # An argument list, never a shell; callers pass absolute programs they resolved.
-    return subprocess.Popen(argv, preexec_fn=lambda: _die_with(parent), **options)  # noqa: S603
+    return subprocess.Popen(  # noqa: S603
+        argv, preexec_fn=lambda: _die_with(parent, prctl), **options
+    )
 
 
 def _children(pid: int) -> list[int]:

@@ -31,7 +31,7 @@ from typing import Any
 from bench_support import EventStats, Limit
 from git_repos import RulesRepo, git, rule
 
-ROUNDS = 15
+ROUNDS = 25
 MAX_RATIO = 1.5
 SELECTION_ITEMS = 50_000
 REPOSITORY_FILES = 3_000
