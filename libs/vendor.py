@@ -29,6 +29,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/src/loki_alert_rules/falco_critical_alerts.rules",
         "charms/falcosidekick-k8s/src/loki_alert_rules/falco_critical_alerts.rules",
     ),
+    "libs/tls_guard/tls_guard.py": (
+        "charms/falco/lib/tls_guard.py",
+        "charms/falcosidekick-k8s/lib/tls_guard.py",
+    ),
     "libs/relation_data/relation_data.py": (
         "charms/falco/lib/relation_data.py",
         "charms/falcosidekick-k8s/lib/relation_data.py",

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FALCO_ENDPOINTS = {
     "general-info": ("requires", "juju-info", None, "container"),
     "http-endpoint": ("requires", "falcosidekick_http_endpoint", 1, None),
+    # Issue 16: each unit's client certificate (mutual TLS to Falcosidekick).
+    "certificates": ("requires", "tls-certificates", 1, None),
     "cos-agent": ("provides", "cos_agent", 1, None),
 }
 SIDEKICK_ENDPOINTS = {

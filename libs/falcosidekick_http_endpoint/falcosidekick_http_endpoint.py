@@ -6,12 +6,17 @@ CA so that Falco can verify the sidekick instead of trusting whatever answers.
 
 Wire format, provider application databag (written by the leader only):
 
-=========== ============================================ =====================
-key         value                                        since
-=========== ============================================ =====================
-``url``     JSON string of an http(s) URL                the prior charms
-``ca_cert`` JSON string of one or more PEM certificates  this library
-=========== ============================================ =====================
+=============== ============================================ =====================
+key             value                                        since
+=============== ============================================ =====================
+``url``         JSON string of an http(s) URL                the prior charms
+``ca_cert``     JSON string of one or more PEM certificates  this library
+``client_auth`` JSON string ``"required"``                   this library
+=============== ============================================ =====================
+
+``client_auth`` says that the server refuses a TLS connection without a client certificate
+signed by a CA it trusts (mutual TLS): a Falco unit without one cannot deliver anything.
+Absent: no client certificate is asked for (one presented anyway is harmless).
 
 For example ``url`` holds the 28 characters ``"https://sidekick.local:2801/"``, quotes
 included.
@@ -46,6 +51,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_RELATION_NAME = "http-endpoint"
 URL_KEY = "url"
 CA_CERT_KEY = "ca_cert"
+CLIENT_AUTH_KEY = "client_auth"
+# The only value of CLIENT_AUTH_KEY; any other is refused (a reader must not guess).
+CLIENT_AUTH_REQUIRED = "required"
 # The longest URL either side accepts (pydantic's HttpUrl has the same limit).
 MAX_URL_LENGTH = 2083
 # A CA bundle larger than this is not one a provider publishes (a certificate is ~2 KiB).
@@ -70,6 +78,8 @@ class HttpEndpoint:
 
     url: str
     ca_cert: str | None = None
+    # The server refuses clients without a certificate signed by a CA it trusts.
+    client_certificate_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,13 +187,27 @@ def parse_endpoint(databag: Mapping[str, str]) -> HttpEndpoint | None:
         return None
     url = normalise_url(_decode_json_string(raw_url, URL_KEY))
     raw_ca = databag.get(CA_CERT_KEY, "")
-    if not raw_ca:
-        return HttpEndpoint(url=url)
-    try:
-        ca_cert = check_pem_certificates(_decode_json_string(raw_ca, CA_CERT_KEY))
-    except ValueError as exc:
-        raise ValueError(f"{CA_CERT_KEY!r}: {exc}") from exc
-    return HttpEndpoint(url=url, ca_cert=ca_cert)
+    ca_cert = None
+    if raw_ca:
+        try:
+            ca_cert = check_pem_certificates(_decode_json_string(raw_ca, CA_CERT_KEY))
+        except ValueError as exc:
+            raise ValueError(f"{CA_CERT_KEY!r}: {exc}") from exc
+    return HttpEndpoint(url, ca_cert, _client_auth_required(databag.get(CLIENT_AUTH_KEY, "")))
+
+
+def _client_auth_required(raw: str) -> bool:
+    """Return whether ``raw`` (the client_auth value) asks for a client certificate.
+
+    Anything but the one known value is refused rather than read as "not required": a
+    requirer that guessed wrong would only find out when every post failed.
+    """
+    if not raw:
+        return False
+    value = _decode_json_string(raw, CLIENT_AUTH_KEY)
+    if value != CLIENT_AUTH_REQUIRED:
+        raise ValueError(f"{CLIENT_AUTH_KEY!r} is not {CLIENT_AUTH_REQUIRED!r}: {shown(value)}")
+    return True
 
 
 def render_databag(endpoint: HttpEndpoint) -> dict[str, str]:
@@ -191,9 +215,11 @@ def render_databag(endpoint: HttpEndpoint) -> dict[str, str]:
 
     A key mapped to ``""`` is one to delete, which is how a relation data write removes it.
     """
+    required = endpoint.client_certificate_required
     return {
         URL_KEY: json.dumps(endpoint.url),
         CA_CERT_KEY: json.dumps(endpoint.ca_cert) if endpoint.ca_cert else "",
+        CLIENT_AUTH_KEY: json.dumps(CLIENT_AUTH_REQUIRED) if required else "",
     }
 
 
@@ -210,8 +236,13 @@ class HttpEndpointProvider(ops.Object):
         self._charm = charm
         self._relation_name = relation_name
 
-    def publish(self, url: str, ca_cert: str | None = None) -> bool:
+    def publish(
+        self, url: str, ca_cert: str | None = None, client_certificate_required: bool = False
+    ) -> bool:
         """Publish ``url`` (and ``ca_cert``) on every relation; return True if a bag changed.
+
+        ``client_certificate_required``: the server refuses clients without a certificate
+        (announced as ``client_auth``, so that Falco can say what it lacks).
 
         Only the leader can write the application databag; on other units this does nothing.
         Raises :class:`InvalidEndpointError` when ``url`` or ``ca_cert`` is malformed, since
@@ -221,6 +252,7 @@ class HttpEndpointProvider(ops.Object):
             endpoint = HttpEndpoint(
                 url=normalise_url(url),
                 ca_cert=check_pem_certificates(ca_cert) if ca_cert else None,
+                client_certificate_required=client_certificate_required,
             )
         except ValueError as exc:
             raise InvalidEndpointError(str(exc)) from exc
@@ -249,7 +281,9 @@ class HttpEndpointProvider(ops.Object):
         changed = False
         for relation in self._charm.model.relations[self._relation_name]:
             databag = relation.data[self._charm.app]
-            stale = {key: "" for key in (URL_KEY, CA_CERT_KEY) if databag.get(key)}
+            stale = {
+                key: "" for key in (URL_KEY, CA_CERT_KEY, CLIENT_AUTH_KEY) if databag.get(key)
+            }
             if stale:
                 databag.update(stale)
                 changed = True

@@ -109,8 +109,13 @@ def issue(
     dns_names: tuple[str, ...] = (),
     ip_addresses: tuple[str, ...] = (),
     days: int = 90,
+    extended_key_usage: tuple[x509.ObjectIdentifier, ...] = (),
 ) -> Issued:
-    """Return a server certificate for ``common_name`` and the SANs given, signed by ``ca``."""
+    """Return a server certificate for ``common_name`` and the SANs given, signed by ``ca``.
+
+    Without ``extended_key_usage`` the certificate has no such extension (any use), as the
+    tls-certificates library issues them; with it, only those uses.
+    """
     ca_key = serialization.load_pem_private_key(ca.key_pem.encode(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise TypeError("make_ca() issues EC keys; this CA key is something else")
@@ -127,5 +132,9 @@ def issue(
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if extended_key_usage:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
+        )
     cert = _validity(builder, days).sign(ca_key, hashes.SHA256())
     return Issued(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key))

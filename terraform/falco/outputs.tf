@@ -6,6 +6,7 @@ output "app_name" {
 output "requires" {
   description = "Endpoints Falco requires, by purpose."
   value = {
+    certificates  = "certificates"
     general_info  = "general-info"
     http_endpoint = "http-endpoint"
   }

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import alert_destination
 import alert_log
+import client_tls
 import custom_rules
 import driver
 import falco_config
@@ -31,6 +32,7 @@ import repo_secrets
 import self_test
 import service
 import systemd_facts
+from client_certificate import ClientCertificate
 from cos_agent import CosAgentProvider
 from falcosidekick_http_endpoint import HttpEndpointRequirer
 from layout import Layout
@@ -67,6 +69,7 @@ class FalcoCharm(ops.CharmBase):
         git_sync.remove_key(self._layout)
         self.http_endpoint = HttpEndpointRequirer(self, alert_destination.RELATION)
         self.cos_agent = CosAgentProvider(self, self._layout)
+        self.client_certificate = ClientCertificate(self)
         on = self.on
         for event in (on.install, on.upgrade_charm):
             framework.observe(event, self._on_payload_may_change)
@@ -82,8 +85,12 @@ class FalcoCharm(ops.CharmBase):
             on[alert_destination.RELATION].relation_broken,
             on["cos-agent"].relation_joined,
             on["cos-agent"].relation_changed,
+            on["certificates"].relation_broken,
         ):
             framework.observe(event, self._on_input_changed)
+        if self.client_certificate.library is not None:
+            available = self.client_certificate.library.on.certificate_available
+            framework.observe(available, self._on_input_changed)
         framework.observe(on.stop, self._on_stop)
         framework.observe(on.remove, self._on_remove)
         framework.observe(on.collect_unit_status, self._on_collect_unit_status)
@@ -193,7 +200,8 @@ class FalcoCharm(ops.CharmBase):
         )
         rules = custom_rules.Sources(config.custom_rules, synced)
         destination = alert_destination.choose(self.http_endpoint.read(), layout)
-        inputs = service.Inputs(config, current, engine_kind, self._topology, destination)
+        client = self.client_certificate.material(layout)
+        inputs = service.Inputs(config, current, engine_kind, self._topology, destination, client)
         runtime = service.Runtime(
             self._unit_probe,
             self.clock(),
@@ -289,7 +297,11 @@ class FalcoCharm(ops.CharmBase):
             return [ops.BlockedStatus(status_line(self._config_problem))]
         service_state = health.ServiceState(self._unit_probe.facts(), self._why_down())
         options = health.Options(config.driver, config.metrics_port)
-        found = health.findings(self._layout, options, self.http_endpoint.read(), service_state)
+        reading = self.http_endpoint.read()
+        found = health.findings(self._layout, options, reading, service_state)
+        related = self.client_certificate.relation is not None
+        if client := client_tls.concern(reading, related, self._layout):
+            found.append(client)
         return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 
 

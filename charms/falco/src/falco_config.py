@@ -75,6 +75,9 @@ class HttpDestination:
     ca_file: Path | None = None
     # The machine's trust store (OpenSSL's hashed directory).
     ca_path: Path = Path("/etc/ssl/certs")
+    # The client certificate chain and key Falco presents (mutual TLS); None: none.
+    client_cert: Path | None = None
+    client_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,11 @@ def _alert_format(inputs: ConfigInputs) -> dict[str, Any]:
 def _http_output(http: HttpDestination | None) -> dict[str, Any]:
     if http is None:
         return {"enabled": False}
+    mutual = (
+        {"mtls": True, "client_cert": str(http.client_cert), "client_key": str(http.client_key)}
+        if http.client_cert and http.client_key
+        else {"mtls": False}
+    )
     return {
         "enabled": True,
         "url": http.url,
@@ -196,7 +204,7 @@ def _http_output(http: HttpDestination | None) -> dict[str, Any]:
         "ca_bundle": "",
         # Used by Falco only when ca_cert is empty (a publicly trusted ingress certificate).
         "ca_path": str(http.ca_path),
-        "mtls": False,
+        **mutual,
         "echo": False,
         "compress_uploads": False,
         "keep_alive": False,

@@ -72,6 +72,16 @@ class Layout:
         return self.config_dir / "http-endpoint-ca.pem"
 
     @property
+    def client_cert_file(self) -> Path:
+        """This unit's client certificate chain (certificates), which Falco presents."""
+        return self.config_dir / "http-client.crt"
+
+    @property
+    def client_key_file(self) -> Path:
+        """The client certificate's private key: 0600, root only."""
+        return self.config_dir / "http-client.key"
+
+    @property
     def system_ca_dir(self) -> Path:
         """The machine's trust store (OpenSSL's hashed directory), which the charm only reads."""
         return self._path("/etc/ssl/certs")

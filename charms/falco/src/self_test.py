@@ -11,7 +11,8 @@ is part of the normal rule set.
 Delivery is checked without sending anything fake: the running falco.yaml must have
 ``http_output`` on; the charm then makes a TLS handshake with the sidekick's address,
 verified exactly as Falco's libcurl verifies it (the related CA file alone, or the machine's
-trust store when none is related), connecting directly as Falco does (its systemd unit sets
+trust store when none is related), presenting the unit's client certificate when Falco
+presents one (``http_output.mtls``), connecting directly as Falco does (its systemd unit sets
 no proxy variables); and Falco must not have logged a delivery error ("libcurl failed to
 perform call") in its journal since the marker was read. The final proof is in Loki: the
 result carries the LogQL query that finds the alert by its nonce.
@@ -341,8 +342,13 @@ def check_delivery(
     http = config.get("http_output") or {}
     if not http.get("enabled") or not http.get("url"):
         return "not configured: alerts stay on this host (integrate http-endpoint)", None
+    client = (
+        (str(http.get("client_cert") or ""), str(http.get("client_key") or ""))
+        if http.get("mtls")
+        else None
+    )
     problem = handshake_problem(
-        str(http["url"]), str(http.get("ca_cert") or ""), str(http.get("ca_path") or "")
+        str(http["url"]), str(http.get("ca_cert") or ""), str(http.get("ca_path") or ""), client
     )
     if problem is None:
         problem = falco_delivery_error(request.read_journal, since, request.settle_s)
@@ -357,24 +363,43 @@ def _address(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname or "", port
 
 
-def _tls_context(ca_file: str, ca_path: str) -> ssl.SSLContext:
-    """Trust what Falco's libcurl trusts: the related CA alone, else the machine's store."""
+def _tls_context(
+    ca_file: str, ca_path: str, client: tuple[str, str] | None = None
+) -> ssl.SSLContext:
+    """Trust what Falco's libcurl trusts: the related CA alone, else the machine's store.
+
+    With ``client`` (certificate and key files), present it as Falco does. TLS 1.2 at most
+    then: in TLS 1.3 the server checks the client's certificate after the client has
+    finished its handshake, so a refused certificate would only show on the first read;
+    in TLS 1.2 the server refuses it within the handshake, which is what is checked here.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
     elif ca_path:
         context.load_verify_locations(capath=ca_path)
+    if client:
+        context.load_cert_chain(*client)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
-def handshake_problem(url: str, ca_file: str, ca_path: str) -> str | None:
-    """Return why Falco could not reach ``url`` over verified TLS; None if it can."""
+def handshake_problem(
+    url: str, ca_file: str, ca_path: str, client: tuple[str, str] | None = None
+) -> str | None:
+    """Return why Falco could not reach ``url`` over verified TLS; None if it can.
+
+    ``client``: the client certificate and key files Falco presents, if it presents one.
+    """
     scheme, host, port = _address(url)
     where = f"{host}:{port}"
     try:
-        context = _tls_context(ca_file, ca_path) if scheme == "https" else None
+        context = _tls_context(ca_file, ca_path, client) if scheme == "https" else None
     except (OSError, ssl.SSLError) as exc:
-        return f"the CA file {ca_file or ca_path} cannot be read: {exc}"
+        what = f"the CA file {ca_file or ca_path}"
+        if client:
+            what += f" or the client certificate {client[0]}"
+        return f"{what} cannot be read: {exc}"
     try:
         # Only the address the http-endpoint relation published, on the port it named.
         with socket.create_connection((host, port), timeout=HANDSHAKE_TIMEOUT_S) as plain:
@@ -386,7 +411,12 @@ def handshake_problem(url: str, ca_file: str, ca_path: str) -> str | None:
         trusted = "the related CA" if ca_file else "the machine's trust store"
         return f"{where} presents a certificate {trusted} does not verify ({exc.verify_message})"
     except ssl.SSLError as exc:
-        return f"TLS handshake with {where} failed: {shorten(exc.reason or str(exc), 120)}"
+        why = shorten(exc.reason or str(exc), 120)
+        # The server's alerts: bad certificate, unknown CA (Falcosidekick's for a client
+        # certificate from a CA it does not trust), certificate required.
+        if client and ("CERTIFICATE" in why.upper() or "UNKNOWN_CA" in why.upper()):
+            return f"{where} refused this unit's client certificate ({why})"
+        return f"TLS handshake with {where} failed: {why}"
     except TimeoutError:
         return f"{where} did not answer within {HANDSHAKE_TIMEOUT_S:g} s"
     except OSError as exc:

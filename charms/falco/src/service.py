@@ -49,6 +49,7 @@ import steady
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
+from client_tls import ClientMaterial
 from layout import SERVICE_NAME, Layout
 from payload import Payload
 from rule_store import RuleSet, RulesFile
@@ -80,6 +81,8 @@ class Desired:
     config_text: str
     unit_text: str
     http_ca_pem: str | None = None
+    # The client certificate chain and key Falco presents; None when it presents none.
+    client: ClientMaterial | None = None
     rule_set: RuleSet = dataclasses.field(default_factory=RuleSet)
     # Rules files to check with `falco -V` before going live, in load order.
     checked_rules: tuple[RulesFile, ...] = ()
@@ -119,11 +122,20 @@ class Inputs:
     engine_kind: str
     topology: falco_config.Topology
     destination: Destination
+    # This unit's client certificate (client_certificate), presented where alerts go.
+    client: ClientMaterial | None = None
 
 
 def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
     """Return the files Falco should run with for ``inputs`` and ``rule_set``."""
     config, current = inputs.config, inputs.payload
+    http = inputs.destination.http
+    # Written only where it is presented: with no destination, no key on disk.
+    client = inputs.client if http is not None else None
+    if http is not None and client is not None:
+        http = dataclasses.replace(
+            http, client_cert=layout.client_cert_file, client_key=layout.client_key_file
+        )
     marker_rule = self_test.rules_file(layout, config.minimum_priority)
     rules = falco_config.RuleInputs(
         extra_rules=tuple(rule_store.load_paths(layout, rule_set)),
@@ -151,7 +163,7 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
             buffer_size_preset=config.buffer_size_preset,
             outputs_queue_capacity=config.outputs_queue_capacity,
             topology=inputs.topology,
-            http=inputs.destination.http,
+            http=http,
             rules=rules,
             metrics_port=config.metrics_port,
             alert_log=layout.alert_log_file if config.alert_log else None,
@@ -173,6 +185,7 @@ def desired(layout: Layout, inputs: Inputs, rule_set: RuleSet) -> Desired:
         config_text=falco_config.render(data),
         unit_text=unit,
         http_ca_pem=inputs.destination.ca_pem,
+        client=client,
         rule_set=rule_set,
         checked_rules=tuple(checked),
     )
@@ -186,22 +199,42 @@ def _read(path: Path) -> str | None:
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace ``path`` atomically, so no reader (Falco's watcher) sees half a file."""
+    """Replace ``path`` atomically, so no reader (Falco's watcher) sees half a file.
+
+    The scratch file is created with ``mode``: a private key is never readable by others,
+    not even for the moment between writing and renaming.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_text(text)
-    scratch.chmod(mode)
+    scratch.unlink(missing_ok=True)
+    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    scratch.chmod(mode)  # os.open's mode is filtered by the umask
     os.replace(scratch, path)
 
 
-def _sync(path: Path, text: str | None) -> None:
+def _sync(path: Path, text: str | None, mode: int = 0o644) -> None:
     """Make ``path`` hold ``text`` (absent for None), touching it only if it differs."""
     if _read(path) == text:
         return
     if text is None:
         path.unlink(missing_ok=True)
     else:
-        _write(path, text)
+        _write(path, text, mode)
+
+
+def _client_files(layout: Layout, desired: Desired) -> dict[Path, tuple[str | None, int]]:
+    """Return the client certificate files: path -> (content, None for absent; mode)."""
+    client = desired.client
+    return {
+        layout.client_cert_file: (client.chain if client else None, 0o644),
+        layout.client_key_file: (client.key if client else None, 0o600),
+    }
+
+
+def _client_differs(layout: Layout, desired: Desired) -> bool:
+    return any(_read(path) != text for path, (text, _) in _client_files(layout, desired).items())
 
 
 def _reset_failed() -> None:
@@ -244,6 +277,8 @@ def _restart(layout: Layout, desired: Desired, unit_changed: bool, runtime: Runt
         if facts.running:
             systemd.service_stop(SERVICE_NAME)
         _sync(layout.http_ca_file, desired.http_ca_pem)
+        for path, (text, mode) in _client_files(layout, desired).items():
+            _sync(path, text, mode)
         os.replace(layout.staged_config_file, layout.config_file)
         _sync(layout.unit_file, desired.unit_text)
         if unit_changed:
@@ -357,7 +392,9 @@ def _apply(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     """Put the checked, staged config live with the least disruption."""
     current_config = _read(layout.config_file)
     unit_changed = _read(layout.unit_file) != desired.unit_text
+    # Falco reads the CA and the client certificate when it starts only.
     ca_changed = _read(layout.http_ca_file) != desired.http_ca_pem
+    ca_changed = ca_changed or _client_differs(layout, desired)
     running = runtime.unit.facts().running
     current = falco_config.parse(current_config) if current_config is not None else None
     if (
@@ -413,6 +450,7 @@ def _differs(layout: Layout, desired: Desired) -> bool:
         _read(layout.config_file) != desired.config_text
         or _read(layout.unit_file) != desired.unit_text
         or _read(layout.http_ca_file) != desired.http_ca_pem
+        or _client_differs(layout, desired)
     )
 
 
@@ -451,19 +489,25 @@ def _converge(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     return _apply(layout, desired, runtime)
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _identity(layout: Layout, inputs: Inputs, sources: custom_rules.Sources) -> str:
     """Return the digest of everything ``desired`` renders from (steady.py)."""
     destination = inputs.destination
     ca_pem = destination.ca_pem
+    client = inputs.client
     return steady.digest(
         {
+            "client": _sha256(f"{client.chain}\0{client.key}") if client else None,
             "root": str(layout.root),
             "options": inputs.config.model_dump_json(),
             "payload": dataclasses.asdict(inputs.payload),
             "engine": inputs.engine_kind,
             "topology": dataclasses.asdict(inputs.topology),
             "http": dataclasses.asdict(destination.http) if destination.http else None,
-            "ca": hashlib.sha256(ca_pem.encode()).hexdigest() if ca_pem else None,
+            "ca": _sha256(ca_pem) if ca_pem else None,
             "rules": sources.identity(),
         }
     )
@@ -474,7 +518,8 @@ def _remember(
 ) -> None:
     """Record what the inputs converged to, or nothing when converging stopped short.
 
-    The self-test's marker rule file is checked like the others: Falco loads it too.
+    The self-test's marker rule file and the client certificate files are checked like the
+    others: Falco reads them too.
     """
     if outcome.problem is not None:
         steady.forget(layout)
@@ -483,11 +528,9 @@ def _remember(
         layout.config_file: live.config_text,
         layout.unit_file: live.unit_text,
         layout.http_ca_file: live.http_ca_pem,
+        **{path: text for path, (text, _) in _client_files(layout, live).items()},
     }
-    files = {
-        str(path): None if text is None else hashlib.sha256(text.encode()).hexdigest()
-        for path, text in wanted.items()
-    }
+    files = {str(path): None if text is None else _sha256(text) for path, text in wanted.items()}
     files[str(marker)] = steady.file_digest(marker)
     rule_set = None if live.rule_set.empty else rule_store.directory(layout, live.rule_set).name
     manifest = live.rule_set.manifest() if rule_set else {}

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import addresses
 import ops
 from sidekick import TlsMaterial, Workload
+from tls_guard import provider_data_problem, replace_unusable_private_key
 
 if TYPE_CHECKING:  # imported where used: see the module docstring
     from charmlibs.interfaces.tls_certificates import (
@@ -33,18 +33,6 @@ logger = logging.getLogger(__name__)
 RELATION = "certificates"
 # X.509 limits the common name to 64 characters; the SANs carry every name anyway.
 _MAX_COMMON_NAME = 64
-# The provider bag's keys the library decodes, and in their entries the fields it parses as
-# PEM: field -> whether it is a CSR (else a certificate, or a list of them).
-_PROVIDER_KEYS = ("certificates", "request_errors", "capabilities")
-_PEM_FIELDS: dict[str, dict[str, bool]] = {
-    "certificates": {
-        "certificate": False,
-        "ca": False,
-        "chain": False,
-        "certificate_signing_request": True,
-    },
-    "request_errors": {"csr": True},
-}
 # The served certificate is no longer the one issued for our request and key; it keeps
 # serving until the new one arrives.
 REVOKED = "serving a revoked certificate: waiting for a new one on 'certificates'"
@@ -57,52 +45,6 @@ def _is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
     except ValueError:
-        return False
-    return True
-
-
-def provider_data_problem(databag: Mapping[str, str]) -> str | None:
-    """Return why the library would fail on the provider's bag, None when it would not.
-
-    The library ignores JSON of the wrong shape, but it fails (on every certificates hook,
-    before the charm can act) on JSON it cannot decode at all, and on a certificate or CSR
-    that is not PEM; text that is not JSON it ignores after logging the whole bag as an
-    error, every time it reads it (a provider can write megabytes). Such a bag must not
-    reach it.
-    """
-    for key in _PROVIDER_KEYS:
-        try:
-            decoded = json.loads(databag.get(key) or "null")
-        except json.JSONDecodeError:
-            return f"{key!r} is not JSON"
-        except (ValueError, RecursionError):
-            return f"{key!r} cannot be decoded"
-        for field, text, is_csr in _pem_texts(decoded, _PEM_FIELDS.get(key, {})):
-            if not _is_pem(text, is_csr):
-                return f"{key!r} has a {field!r} that is not PEM"
-    return None
-
-
-def _pem_texts(entries: Any, fields: Mapping[str, bool]) -> Iterator[tuple[str, str, bool]]:
-    """Yield (field, text, is a CSR) for every PEM the library would parse in ``entries``."""
-    for entry in entries if isinstance(entries, list) else ():
-        for field, is_csr in fields.items():
-            value = entry.get(field) if isinstance(entry, dict) else None
-            for text in value if isinstance(value, list) else [value]:
-                if isinstance(text, str):
-                    yield field, text, is_csr
-
-
-def _is_pem(text: str, is_csr: bool) -> bool:
-    from cryptography import x509
-
-    try:
-        data = text.encode()
-        if is_csr:
-            x509.load_pem_x509_csr(data)
-        else:
-            x509.load_pem_x509_certificate(data)
-    except ValueError:  # UnicodeEncodeError included
         return False
     return True
 
@@ -121,26 +63,6 @@ def certificate_request(names: Sequence[str]) -> CertificateRequestAttributes:
     return CertificateRequestAttributes(
         common_name=common_name, sans_dns=dns or None, sans_ip=ips or None
     )
-
-
-def replace_unusable_private_key(certificates: TLSCertificatesRequiresV4) -> None:
-    """Generate a new private key when the library's secret holds none that can be read.
-
-    The library only generates a key when its secret does not exist: with unreadable content
-    it would fail on every certificates event, or never get a certificate again. Call it
-    before anything loads the key; the library caches the key it loads, so where the key is
-    needed anyway this costs nothing more (an RSA key takes tens of milliseconds to load).
-    """
-    from cryptography.exceptions import UnsupportedAlgorithm
-
-    try:
-        usable = certificates.private_key is not None
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        logger.error("the private key secret cannot be loaded (%s)", type(exc).__name__)
-        usable = False
-    if not usable and certificates.get_private_key_secret_id() is not None:
-        logger.warning("replacing the unusable private key: a new certificate will be requested")
-        certificates.regenerate_private_key()
 
 
 def assigned_material(

@@ -9,6 +9,7 @@ import socket
 from typing import TYPE_CHECKING
 
 import addresses
+import client_auth
 import log_forwarding
 import ops
 import outputs
@@ -55,6 +56,7 @@ _STATUS = {"active": ops.ActiveStatus, "blocked": ops.BlockedStatus, "waiting": 
 class FalcosidekickCharm(ops.CharmBase):
     """Runs Falcosidekick and tells Falco where to send alerts."""
 
+    _client_ca_problem = ""
     _config_problem = ""
     _image_problem = ""
     _outputs_problem = ""
@@ -115,7 +117,12 @@ class FalcosidekickCharm(ops.CharmBase):
         try:
             # The outputs of the config it runs with: what the event can reach now.
             report = sidekick_client.deliver_test_event(
-                local.alert_base, local.metrics_url, local.ca, local.destinations, timeout
+                local.alert_base,
+                local.metrics_url,
+                local.ca,
+                local.destinations,
+                timeout,
+                client_certificate=local.client_certificate,
             )
         except sidekick_client.DeliveryCheckError as exc:
             event.fail(str(exc))
@@ -154,6 +161,8 @@ class FalcosidekickCharm(ops.CharmBase):
             problems.append(self._config_problem)
         elif self._outputs is None:
             problems.append(self._outputs_problem)
+        elif self._extra_client_cas is None:
+            problems.append(self._client_ca_problem)
         if self._image_problem:
             problems.append(self._image_problem)
         return problems
@@ -196,7 +205,13 @@ class FalcosidekickCharm(ops.CharmBase):
     def _reconcile(self) -> None:
         """Converge the workload and every relation on the current inputs."""
         config, exposure, rendered_outputs = self._config, self._exposure, self._outputs
-        if config is None or exposure is None or rendered_outputs is None:
+        extra_client_cas = self._extra_client_cas
+        if (
+            config is None
+            or exposure is None
+            or rendered_outputs is None
+            or extra_client_cas is None
+        ):
             return  # the running config stays; the status names the option to fix
         topology = juju_topology(self)
         # The Falco alert rules travel with the alerts; our own logs get none (the same
@@ -230,6 +245,11 @@ class FalcosidekickCharm(ops.CharmBase):
                 client_ca=material.ca if material else None,
                 outputs=rendered_outputs,
                 outputs_ca=config.outputs_ca_certs,
+                client_auth_ca=(
+                    client_auth.bundle(material.ca, extra_client_cas)
+                    if material and exposure.mutual_tls
+                    else None
+                ),
             )
             if (log_urls := self.logging.unit_urls()) is not None:
                 workload.forward_logs(log_urls, log_forwarding.labels(topology))
@@ -285,8 +305,25 @@ class FalcosidekickCharm(ops.CharmBase):
             certificates=self.model.get_relation("certificates") is not None,
             ingress=self.ingress.relation is not None,
             ingress_url=self.ingress.url(),
+            client_auth=config.client_authentication == "required",
         )
         return Exposure.of(inputs)
+
+    @functools.cached_property
+    def _extra_client_cas(self) -> str | None:
+        """The CAs of client-ca-secret ("" if none or not needed); None when unusable.
+
+        Read only while client certificates are required; the reason is in
+        _client_ca_problem.
+        """
+        config = self._config
+        if config is None or config.client_authentication != "required":
+            return ""
+        try:
+            return client_auth.extra_cas(self.model, self.app.name, config.client_ca_secret)
+        except client_auth.ClientCaError as exc:
+            self._client_ca_problem = str(exc)
+            return None
 
     @functools.cached_property
     def _outputs(self) -> outputs.Spec | None:

@@ -16,6 +16,7 @@ import pydantic
 from sidekick import NO_TLS_PORT
 
 BackendScheme = Literal["http", "https"]
+ClientAuthentication = Literal["none", "required"]
 Priority = Literal[
     "emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"
 ]
@@ -134,6 +135,8 @@ class CharmConfig(pydantic.BaseModel):
     outputs: dict[str, dict[str, Any]] = pydantic.Field(default_factory=dict)
     outputs_secret: str = ""
     outputs_ca_certs: str = ""
+    client_authentication: ClientAuthentication = "none"
+    client_ca_secret: str = ""
 
     @pydantic.field_validator("port")
     @classmethod
@@ -186,6 +189,26 @@ class CharmConfig(pydantic.BaseModel):
         # ops passes a `secret` option as an ops.Secret not read yet: the charm reads it
         # only when the outputs refer to it (see FalcosidekickCharm._outputs_secret).
         secret_id = getattr(value, "id", None)
+        return secret_id if isinstance(secret_id, str) else value
+
+    @pydantic.field_validator("client_authentication", mode="before")
+    @classmethod
+    def _client_authentication(cls, value: object) -> object:
+        if value == "optional":
+            # tlsserver.mutualtls is all or nothing in Falcosidekick 2.34.1: it cannot ask
+            # for a certificate and take posts without one.
+            raise ValueError(
+                "'optional' is not possible: Falcosidekick either requires a client "
+                "certificate or asks for none; use 'none' or 'required'"
+            )
+        if value not in ("none", "required"):
+            raise ValueError(f"must be 'none' or 'required' (got {_shown(str(value))})")
+        return value
+
+    @pydantic.field_validator("client_ca_secret", mode="before")
+    @classmethod
+    def _client_ca_secret_id(cls, value: object) -> object:
+        secret_id = getattr(value, "id", None)  # read when needed, as outputs-secret
         return secret_id if isinstance(secret_id, str) else value
 
     @pydantic.field_validator("outputs_ca_certs")

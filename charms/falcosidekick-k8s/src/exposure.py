@@ -28,6 +28,12 @@ INGRESS_TLS       pod, HTTPS          the ingress URL              none (its own
 * ``ingress-backend-scheme=https`` without ``certificates`` cannot deliver: CLOSED, and
   Blocked naming both fixes.
 
+Client certificates (``client-authentication=required``, mutual TLS) only work in
+DIRECT_TLS: an ingress ends Falco's TLS connection, and the one it opens to the pods carries
+no certificate of Falco's (traefik's own, if any, says nothing about which Falco posts). With
+an ingress, ``required`` is CLOSED and Blocked: an operator who asked that only
+authenticated Falco units post must not get an input that takes anyone's alerts.
+
 A TLS mode listens on the network only once there is a certificate to serve; until then the
 sidekick runs on the loopback and the unit is out of rotation. An ingress that gives a plain
 ``http://`` URL still gets alerts (the prior sidekick charm published such URLs too), but the
@@ -60,6 +66,11 @@ CERTIFICATES_UNUSED = (
     "(ingress-backend-scheme=http); for TLS up to the pods use an ingress that verifies "
     "HTTPS backends (traefik) with ingress-backend-scheme=https"
 )
+CLIENT_AUTH_BEHIND_INGRESS = (
+    "client-authentication=required is impossible with 'ingress': it ends Falco's TLS, so no "
+    "client certificate reaches Falcosidekick; remove the ingress relation (Falco then "
+    "connects directly) or set client-authentication=none"
+)
 WAITING_FOR_INGRESS = "waiting for the URL of 'ingress'"
 UNENCRYPTED = (
     "alerts reach {host} unencrypted: the ingress gives a plain http URL; give the ingress a "
@@ -90,6 +101,8 @@ class Inputs:
     certificates: bool = False
     ingress: bool = False
     ingress_url: str | None = None
+    # client-authentication=required: only Falco units with a client certificate may post.
+    client_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,11 +182,14 @@ class Endpoint:
 
     url: str
     ca: str | None = None
+    client_certificate_required: bool = False
 
 
 def decide(inputs: Inputs) -> Mode:
     """Return the exposure mode of ``inputs`` (see the module docstring)."""
     if inputs.ingress and inputs.backend_scheme == "https" and not inputs.certificates:
+        return Mode.CLOSED
+    if inputs.ingress and inputs.client_auth:
         return Mode.CLOSED
     if inputs.ingress and inputs.ingress_url:
         return Mode.INGRESS_TLS if inputs.backend_scheme == "https" else Mode.INGRESS_PLAIN
@@ -205,6 +221,11 @@ class Exposure:
         return self.mode is Mode.DIRECT_TLS
 
     @property
+    def mutual_tls(self) -> bool:
+        """Whether the alert input requires client certificates (only ever direct)."""
+        return self.direct and self.inputs.client_auth
+
+    @property
     def ingress_scheme(self) -> BackendScheme:
         """The scheme the ingress is asked to use towards the pods."""
         return self.inputs.backend_scheme
@@ -234,6 +255,8 @@ class Exposure:
         if self.mode is Mode.CLOSED:
             if inputs.ingress and inputs.backend_scheme == "https" and not inputs.certificates:
                 notes.append(Note("blocked", HTTPS_BACKEND_WITHOUT_CERTIFICATES))
+            elif inputs.ingress and inputs.client_auth:
+                notes.append(Note("blocked", CLIENT_AUTH_BEHIND_INGRESS))
             elif not inputs.ingress:
                 notes.append(Note("blocked", NO_TLS))
         if inputs.ingress and not inputs.ingress_url:
@@ -266,7 +289,8 @@ class Exposure:
         host = _common_host(reachable_hosts, [served.hosts for served in matching])
         bracketed = f"[{host}]" if ":" in host else host
         cas = sorted({served.ca.strip() + "\n" for served in matching if served.ca})
-        return Endpoint(f"https://{bracketed}:{self.inputs.port}/", "".join(cas) or None)
+        url = f"https://{bracketed}:{self.inputs.port}/"
+        return Endpoint(url, "".join(cas) or None, self.mutual_tls)
 
 
 def _common_host(candidates: Sequence[str], named: Sequence[Sequence[str]]) -> str:

@@ -104,7 +104,9 @@ class Rotation(ops.Object):
         if endpoint is None:
             self._http_endpoint.withdraw()
         else:
-            self._http_endpoint.publish(endpoint.url, endpoint.ca)
+            self._http_endpoint.publish(
+                endpoint.url, endpoint.ca, endpoint.client_certificate_required
+            )
 
     @functools.cached_property
     def _http_endpoint(self) -> HttpEndpointProvider:

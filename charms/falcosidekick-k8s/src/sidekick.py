@@ -57,6 +57,8 @@ TLS_DIR = f"{CONFIG_DIR}/tls"
 CERT_FILE = f"{TLS_DIR}/server.crt"
 KEY_FILE = f"{TLS_DIR}/server.key"
 CA_FILE = f"{TLS_DIR}/ca.crt"
+# The CAs a client certificate must chain to, when client certificates are required.
+CLIENT_CA_FILE = f"{TLS_DIR}/client-ca.crt"
 # What outputs trust besides the system pool when extra CAs are configured for them.
 OUTPUTS_CA_FILE = f"{TLS_DIR}/outputs-ca.crt"
 
@@ -111,6 +113,14 @@ class Settings:
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # CA certificates (PEM) the outputs' servers may be signed by (outputs-ca-certs).
     outputs_ca: str = ""
+    # CA certificates (PEM) a client's certificate must chain to: set, Falcosidekick
+    # refuses every TLS connection without one (mutual TLS). Only with ``tls``.
+    client_auth_ca: str | None = None
+
+    @property
+    def mutual_tls(self) -> bool:
+        """Whether the alert input requires client certificates."""
+        return self.tls is not None and bool(self.client_auth_ca)
 
     @property
     def trusted_ca(self) -> str | None:
@@ -156,6 +166,9 @@ class LocalEndpoints:
     ca: str | None = None
     # The outputs it delivers to, by the destination label of its delivery counters.
     destinations: tuple[str, ...] = ()
+    # (chain, key) to present when it requires client certificates: its own certificate,
+    # which chains to the CA it requires them to chain to.
+    client_certificate: tuple[str, str] | None = None
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -183,6 +196,8 @@ def render_config(settings: Settings) -> dict[str, Any]:
             "notlsport": NO_TLS_PORT,
             "notlspaths": list(NO_TLS_PATHS),
         }
+        if settings.mutual_tls:
+            config["tlsserver"] |= {"mutualtls": True, "cacertfile": CLIENT_CA_FILE}
     if settings.loki:
         hostport, endpoint = _split_url(settings.loki.url)
         loki: dict[str, Any] = {
@@ -217,6 +232,8 @@ def render_files(settings: Settings) -> dict[str, tuple[str, int]]:
         files[CA_FILE] = (settings.trusted_ca, 0o644)
     if settings.outputs_trust:
         files[OUTPUTS_CA_FILE] = (settings.outputs_trust, 0o644)
+    if settings.mutual_tls and settings.client_auth_ca:
+        files[CLIENT_CA_FILE] = (settings.client_auth_ca, 0o644)
     return files
 
 
@@ -317,7 +334,10 @@ class Workload:
         if tls is None:
             return None
         metrics_url = f"http://{LOOPBACK}:{config['tlsserver']['notlsport']}/metrics"
-        return LocalEndpoints(f"https://{LOOPBACK}:{port}", metrics_url, tls.ca, destinations)
+        mutual = (tls.chain, tls.key) if config["tlsserver"].get("mutualtls") else None
+        return LocalEndpoints(
+            f"https://{LOOPBACK}:{port}", metrics_url, tls.ca, destinations, mutual
+        )
 
     def find_binary(self) -> str | None:
         """Return where the image keeps the falcosidekick binary; None if it has none."""
@@ -353,7 +373,7 @@ class Workload:
         except LookupError as exc:  # pathops: the owner's name is unknown in the container
             raise MissingUserError(MISSING_USER) from exc
         # A key that is no longer served should not stay around.
-        for path in (CERT_FILE, KEY_FILE, CA_FILE, OUTPUTS_CA_FILE):
+        for path in (CERT_FILE, KEY_FILE, CA_FILE, OUTPUTS_CA_FILE, CLIENT_CA_FILE):
             stale = self._path(path)
             if path not in files and stale.exists():
                 stale.unlink()

@@ -13,8 +13,10 @@ output's minimum priority, so every destination is expected to report.
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -146,14 +148,25 @@ def _open(request: urllib.request.Request | str, context: ssl.SSLContext | None)
     return body
 
 
-def tls_context(ca_pem: str) -> ssl.SSLContext:
-    """Return a client context that trusts only ``ca_pem``.
+def tls_context(ca_pem: str, client_certificate: tuple[str, str] | None = None) -> ssl.SSLContext:
+    """Return a client context that trusts only ``ca_pem``, presenting ``client_certificate``.
 
     The chain is verified, not the name: the sidekick is reached on the loopback address,
-    which its certificate does not (and should not) name.
+    which its certificate does not (and should not) name. ``client_certificate`` is
+    (chain, key) as PEM, for a sidekick that requires client certificates.
     """
     context = ssl.create_default_context(cadata=ca_pem)
     context.check_hostname = False
+    if client_certificate:
+        chain, key = client_certificate
+        # ssl loads a certificate and key from files only: a private directory, gone after.
+        with tempfile.TemporaryDirectory(prefix="sidekick-client-") as scratch:
+            chain_file, key_file = os.path.join(scratch, "c.pem"), os.path.join(scratch, "k.pem")
+            for path, text in ((chain_file, chain), (key_file, key)):
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "w") as file:
+                    file.write(text)
+            context.load_cert_chain(chain_file, key_file)
     return context
 
 
@@ -164,14 +177,16 @@ def deliver_test_event(
     destinations: Sequence[str] = ("loki",),
     timeout_s: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
+    client_certificate: tuple[str, str] | None = None,
 ) -> DeliveryReport:
     """Post a test event to ``alert_base``/test, wait for each of ``destinations`` to record it.
 
-    ``ca_pem`` is the CA to verify the sidekick with when it serves TLS. Returns once every
-    destination recorded an outcome, or after ``timeout_s``.
+    ``ca_pem`` is the CA to verify the sidekick with when it serves TLS, and
+    ``client_certificate`` (chain, key) what to present when it requires one. Returns once
+    every destination recorded an outcome, or after ``timeout_s``.
     Raises DeliveryCheckError when the sidekick cannot be reached.
     """
-    context = tls_context(ca_pem) if ca_pem else None
+    context = tls_context(ca_pem, client_certificate) if ca_pem else None
     before = all_output_counts(_open(metrics_url, None).decode())
     # alert_base is built by the charm from its own config: always http(s) to loopback.
     request = urllib.request.Request(f"{alert_base}/test", data=b"", method="POST")  # noqa: S310

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from endpoint_charms import REQUIRER_META, RequirerCharm, app_bag
+from endpoint_charms import (
+    REQUIRER_META,
+    PriorRequirerCharm,
+    RequirerCharm,
+    app_bag,
+)
 from falcosidekick_http_endpoint import (
     EndpointReading,
     HttpEndpoint,
@@ -145,13 +150,48 @@ def test_dropping_the_ca_deletes_the_key(provider_ctx: testing.Context, ca: Issu
     assert out.get_relation(relation.id).local_app_data == {"url": json.dumps(URL)}
 
 
+def test_client_auth_is_announced_and_dropped(provider_ctx: testing.Context, ca: Issued) -> None:
+    """arrange: a URL published. act: require client certs, then not. assert: key set, gone."""
+    relation = _relation(local_app_data=app_bag(URL, ca.cert_pem))
+    config = {"url": URL, "ca-cert": ca.cert_pem, "client-certificate-required": True}
+    state = testing.State(leader=True, relations={relation}, config=config)
+
+    out = provider_ctx.run(provider_ctx.on.config_changed(), state)
+    required = out.get_relation(relation.id).local_app_data
+    config["client-certificate-required"] = False
+    relation = out.get_relation(relation.id)
+    out = provider_ctx.run(
+        provider_ctx.on.config_changed(),
+        testing.State(leader=True, relations={relation}, config=config),
+    )
+
+    assert required == app_bag(URL, ca.cert_pem, client_auth=True)
+    assert required["client_auth"] == '"required"'
+    assert out.get_relation(relation.id).local_app_data == app_bag(URL, ca.cert_pem)
+
+
+def test_republishing_client_auth_writes_nothing(
+    provider_ctx: testing.Context, relation_writes: Calls, ca: Issued
+) -> None:
+    """arrange: client_auth already announced. act: publish the same. assert: no relation-set."""
+    relation = _relation(local_app_data=app_bag(URL, ca.cert_pem, client_auth=True))
+    config = {"url": URL, "ca-cert": ca.cert_pem, "client-certificate-required": True}
+
+    provider_ctx.run(
+        provider_ctx.on.config_changed(),
+        testing.State(leader=True, relations={relation}, config=config),
+    )
+
+    assert relation_writes.count("relation_set") == 0
+
+
 def test_withdraw_removes_url_and_ca(
     provider_ctx: testing.Context, relation_writes: Calls, ca: Issued
 ) -> None:
     """arrange: two relations with an endpoint. act: withdraw. assert: bags emptied, 2 writes."""
     relations = {
         _relation("falco-a", local_app_data=app_bag(URL, ca.cert_pem)),
-        _relation("falco-b", local_app_data=app_bag(URL)),
+        _relation("falco-b", local_app_data=app_bag(URL, client_auth=True)),
     }
     state = testing.State(leader=True, relations=relations, config={"url": "withdraw"})
 
@@ -236,10 +276,55 @@ def test_requirer_reads_an_older_provider(requirer_ctx: testing.Context) -> None
 
 def test_requirer_ignores_unknown_keys(requirer_ctx: testing.Context) -> None:
     """arrange: a newer provider adds keys. act: read. assert: the URL is still read."""
-    data = app_bag(URL) | {"schema": '"v9"', "client_auth": "{}"}
+    data = app_bag(URL) | {"schema": '"v9"', "rate_limit": "{}"}
     reading = _read(requirer_ctx, _relation("sidekick", remote_app_data=data))
 
     assert reading.endpoints == {"sidekick": HttpEndpoint(url=URL)}
+
+
+def test_requirer_reads_that_a_client_certificate_is_required(
+    requirer_ctx: testing.Context, ca: Issued
+) -> None:
+    """arrange: client_auth "required". act: read. assert: the endpoint says so."""
+    data = app_bag(URL, ca.cert_pem, client_auth=True)
+    reading = _read(requirer_ctx, _relation("sidekick", remote_app_data=data))
+
+    assert reading.endpoints == {
+        "sidekick": HttpEndpoint(URL, ca.cert_pem, client_certificate_required=True)
+    }
+
+
+@pytest.mark.parametrize("value", ['"optional"', '"REQUIRED"', "true", "required", '""x'])
+def test_requirer_refuses_a_client_auth_it_does_not_know(
+    requirer_ctx: testing.Context, value: str
+) -> None:
+    """arrange: client_auth other than "required". act: read. assert: rejected, not guessed."""
+    data = app_bag(URL) | {"client_auth": value}
+    reading = _read(requirer_ctx, _relation("sidekick", remote_app_data=data))
+
+    assert reading.endpoints == {}
+    assert "'client_auth'" in reading.rejected["sidekick"]
+
+
+@pytest.mark.parametrize("client_auth", [False, True])
+def test_prior_requirer_still_reads_the_url(
+    provider_ctx: testing.Context, ca: Issued, client_auth: bool
+) -> None:
+    """arrange: this provider's bag (CA, client_auth). act: prior requirer. assert: URL read."""
+    relation = _relation()
+    config = {"url": URL, "ca-cert": ca.cert_pem, "client-certificate-required": client_auth}
+    out = provider_ctx.run(
+        provider_ctx.on.config_changed(),
+        testing.State(leader=True, relations={relation}, config=config),
+    )
+    published = out.get_relation(relation.id).local_app_data
+    prior = testing.Context(PriorRequirerCharm, meta=REQUIRER_META)
+    seen = _relation("falcosidekick-k8s", remote_app_data=published)
+
+    with prior(prior.on.relation_changed(seen), testing.State(relations={seen})) as manager:
+        manager.run()
+        assert manager.charm.urls == {"falcosidekick-k8s": URL}
+    assert ("client_auth" in published) is client_auth
 
 
 def test_requirer_reports_a_pending_provider(requirer_ctx: testing.Context) -> None:
@@ -342,7 +427,7 @@ def test_provider_output_is_what_the_requirer_reads(ca: Issued) -> None:
     """arrange: a provider bag built by the provider side. act: parse it. assert: same values."""
     from falcosidekick_http_endpoint import render_databag
 
-    endpoint = HttpEndpoint(url=URL, ca_cert=ca.cert_pem)
+    endpoint = HttpEndpoint(url=URL, ca_cert=ca.cert_pem, client_certificate_required=True)
     bag = {key: value for key, value in render_databag(endpoint).items() if value}
 
     assert parse_endpoint(bag) == endpoint
@@ -360,11 +445,13 @@ _json_values = st.recursive(
 _raw_values = st.one_of(
     st.text(),
     _json_values.map(json.dumps),
-    st.sampled_from(['"https://h.example:2801/"', '"http://[::1]:80/"', '"https://"', '""']),
+    st.sampled_from(
+        ['"https://h.example:2801/"', '"http://[::1]:80/"', '"https://"', '""', '"required"']
+    ),
     st.text(alphabet="-BEGIN CERTIFICATE-\nAZaz09+/=", max_size=200).map(json.dumps),
 )
 _databags = st.dictionaries(
-    st.sampled_from(["url", "ca_cert", "other"]) | st.text(min_size=1, max_size=8),
+    st.sampled_from(["url", "ca_cert", "client_auth", "other"]) | st.text(min_size=1, max_size=8),
     _raw_values,
     max_size=4,
 )

@@ -201,9 +201,7 @@ def run_sequences(base: Path) -> dict[str, list[EventStats]]:
     sequences["custom rules, tag ref"] = tag_sequence(Bench(base / "tag"))
     sequences["custom rules, branch ref"] = branch_sequence(Bench(base / "branch"))
     sequences["custom rules, options"] = inline_sequence(Bench(base / "inline"))
-    sequences[f"{fleet.UNITS} units, sidekick URL changed"] = fleet.fleet_sequence(
-        Bench(base / "fleet"), make_ca("Sidekick CA").cert_pem
-    )
+    sequences.update(fleet.fleet_sequences(Bench(base / "fleet"), make_ca("Sidekick CA").cert_pem))
     sequences[f"update-status x{IDLE_HOOKS}, everything in use"] = idle_sequence(
         Bench(base / "idle")
     )

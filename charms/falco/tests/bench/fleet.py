@@ -1,5 +1,8 @@
 """A fleet of Falco units, one machine each, hearing that the sidekick's URL changed.
 
+Then every unit is related to a CA (``certificates``): it asks for its client certificate,
+gets it (one restart each, to present it), and hears the same certificate again (nothing).
+
 One sidekick config change (its port) changes the URL it publishes on http-endpoint; every
 Falco unit then gets relation-changed. Each unit is its own Juju unit (``falco/<n>``, its
 own ops.testing state) on its own machine (its own root and fake systemd state), so what one
@@ -15,6 +18,7 @@ through the charm and requires it to be identical to the copy, file for file, or
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -23,8 +27,10 @@ from typing import Any
 
 from bench_support import EventStats
 from charm import FalcoCharm
+from falco_rig import answered, only
 from machine import FakeMachine
 from ops import testing
+from tls_material import make_ca
 
 UNITS = 200
 # Checked against an install through the charm (unit 0 is that install itself).
@@ -162,7 +168,82 @@ class Fleet:
             raise FleetError(f"falco/{unit}: a copied machine would differ in {differ}")
 
 
-def fleet_sequence(bench: Any, ca_pem: str) -> list[EventStats]:
+def fleet_sequences(bench: Any, ca_pem: str) -> dict[str, list[EventStats]]:
+    """The URL change, then the client certificates, on the same fleet (module docstring)."""
+    fleet, states, url_change = _url_change(bench, ca_pem)
+    certificates = _client_certificates(bench, fleet, states)
+    return {
+        f"{UNITS} units, sidekick URL changed": url_change,
+        f"{UNITS} units, client certificates arrive": certificates,
+    }
+
+
+def _client_certificates(
+    bench: Any, fleet: Fleet, states: dict[int, testing.State]
+) -> list[EventStats]:
+    """Every unit asks for a client certificate, gets it (one restart), hears it again."""
+    ca = make_ca("Client CA")
+    # The tls-certificates library (1.12) clears the unit bag before it writes the CSR: it
+    # deletes Juju's three address keys, one relation-set each, then sets the CSR. Juju
+    # commits a hook's relation-sets at its end: the CA sees one change.
+    asked = {"restarts": 0, "reloads": 0, "relation_writes": 4}
+    requested = EventStats(
+        f"certificates-relation-created, {UNITS} units",
+        expect={key: value * UNITS for key, value in asked.items()},
+    )
+    issued = EventStats(
+        f"certificates-relation-changed (certificate issued), {UNITS} units",
+        expect={"restarts": UNITS, "reloads": 0, "relation_writes": 0},
+    )
+    again = EventStats(
+        f"certificates-relation-changed (same certificate again), {UNITS} units", noop=True
+    )
+    for unit in range(UNITS):
+        relation = testing.Relation("certificates", remote_app_name="self-signed-certificates")
+        state = dataclasses.replace(states[unit], relations={*states[unit].relations, relation})
+        states[unit] = _run(bench, fleet, unit, requested, asked, state, "created", relation)
+    for stats, per_unit in ((issued, ONE_RESTART), (again, NOTHING)):
+        for unit in range(UNITS):
+            state = states[unit]
+            if stats is issued:
+                answer = answered(only(state, "certificates"), ca)
+                relations = {r for r in state.relations if r.id != answer.id} | {answer}
+                state = dataclasses.replace(state, relations=relations)
+            relation = only(state, "certificates")
+            states[unit] = _run(bench, fleet, unit, stats, per_unit, state, "changed", relation)
+    return [requested, issued, again]
+
+
+def _run(
+    bench: Any,
+    fleet: Fleet,
+    unit: int,
+    stats: EventStats,
+    per_unit: dict[str, int],
+    state: testing.State,
+    kind: str,
+    relation: testing.Relation,
+) -> testing.State:
+    """Dispatch relation-<kind> of ``relation`` on ``unit``; fail unless it did ``per_unit``."""
+    bench.ctx = fleet.context(unit)
+    if kind == "created":
+        event = bench.ctx.on.relation_created(relation)
+    else:
+        event = bench.ctx.on.relation_changed(relation, remote_unit=0)
+    before = dict(stats.counts)
+    fleet.mount(unit)
+    bench.dispatch(stats, lambda: event, state)
+    fleet.unmount(unit)
+    did = {key: stats.counts.get(key, 0) - before.get(key, 0) for key in per_unit}
+    if did != per_unit:
+        raise FleetError(f"falco/{unit} did {did} on {stats.event}, not {per_unit}")
+    result: testing.State = bench.state
+    return result
+
+
+def _url_change(
+    bench: Any, ca_pem: str
+) -> tuple[Fleet, dict[int, testing.State], list[EventStats]]:
     """Every unit hears the new URL (one restart each), then hears it again (nothing)."""
     (resource,) = bench.state.resources
     fleet = Fleet(bench.machine, bench.machine.base / "fleet", bench.charm_root, resource)
@@ -195,4 +276,4 @@ def fleet_sequence(bench: Any, ca_pem: str) -> list[EventStats]:
             did = {key: stats.counts[key] - before.get(key, 0) for key in per_unit}
             if did != per_unit:
                 raise FleetError(f"falco/{unit} did {did} on {stats.event}, not {per_unit}")
-    return [changed, again]
+    return fleet, states, [changed, again]

@@ -38,7 +38,7 @@ from local_net import free_port, wait_for
 from payload import Payload
 from real_falco import HttpsSink, keep_sample
 from real_systemd import Container
-from tls_material import make_ca
+from tls_material import issue, make_ca
 
 UNIT = f"{SERVICE_NAME}.service"
 LAYOUT = Layout(Path("/"))
@@ -425,6 +425,53 @@ def test_a_related_ca_is_the_only_one_falco_trusts(falco: Deployed, tmp_path: Pa
             delivered = wait_for("the alert at the sink", lambda: sink.alerts() or None)
             assert delivered[0]["rule"] == HOT_RESTART_FAILURE
     finally:
+        falco.run_with(falco.unit(), falco.config())
+
+
+def test_the_sandboxed_falco_presents_the_units_client_certificate(
+    falco: Deployed, tmp_path: Path
+) -> None:
+    """arrange: a sink requiring client certificates; the unit's one and 0600 key in place.
+
+    act: an alert, with mtls, then without.
+    assert: the hardened unit's Falco reads the key and the sink gets the alert; without the
+    certificate the sink refuses the connection and gets nothing.
+    """
+    sidekick_ca, client_ca = make_ca("Sidekick CA"), make_ca("Client CA")
+    client = issue(client_ca, "falco-0.lab", dns_names=("falco-0.lab",))
+    falco.container.write(LAYOUT.http_ca_file, sidekick_ca.cert_pem)
+    falco.container.write(LAYOUT.client_cert_file, client.cert_pem)
+    falco.container.write(LAYOUT.client_key_file, client.key_pem, mode=0o600)
+    try:
+        with HttpsSink(tmp_path / "sink", sidekick_ca, client_ca=client_ca) as sink:
+            mutual = falco_config.HttpDestination(
+                sink.url,
+                LAYOUT.http_ca_file,
+                client_cert=LAYOUT.client_cert_file,
+                client_key=LAYOUT.client_key_file,
+            )
+            hidden = falco.unit(hidden_trust_store=LAYOUT.system_ca_dir)
+            falco.run_with(hidden, falco.config(http=mutual))
+            _post_an_alert(falco)
+            delivered = wait_for("the alert at the sink", lambda: sink.alerts() or None)
+            assert delivered[0]["rule"] == HOT_RESTART_FAILURE
+
+            anonymous = falco_config.HttpDestination(sink.url, LAYOUT.http_ca_file)
+            falco.run_with(hidden, falco.config(http=anonymous))
+            failures = falco.container.journal(UNIT).count("libcurl failed to perform call")
+            _post_an_alert(falco)
+            wait_for(
+                "libcurl's failure",
+                lambda: (
+                    falco.container.journal(UNIT).count("libcurl failed to perform call")
+                    > failures
+                    or None
+                ),
+            )
+            assert len(sink.alerts()) == len(delivered)
+    finally:
+        for path in (LAYOUT.client_cert_file, LAYOUT.client_key_file, LAYOUT.http_ca_file):
+            falco.container.host_path(path).unlink(missing_ok=True)
         falco.run_with(falco.unit(), falco.config())
 
 

@@ -10,7 +10,16 @@ import dataclasses
 import json
 
 import pytest
-from falco_rig import DEPLOY_KEY, HOST_KEY, KNOWN_HOSTS, REPO_HOST, REPO_URL, SIDEKICK
+from falco_rig import (
+    DEPLOY_KEY,
+    HOST_KEY,
+    KNOWN_HOSTS,
+    REPO_HOST,
+    REPO_URL,
+    SIDEKICK,
+    answered,
+    only,
+)
 from fuzz_support import load_profiles
 from git_repos import RulesRepo, rule
 from ops import testing
@@ -23,6 +32,7 @@ SIDEKICK_URL = "https://falcosidekick.example:2801/"
 HTTPS_REPO = f"https://{REPO_HOST}/org/falco-rules.git"
 TOKEN = "s3cr3t-t0ken-of-the-fuzz-world"  # noqa: S105 - the fake server's token
 SIDEKICK_CA = make_ca("Fuzz sidekick CA").cert_pem
+CLIENT_CA = make_ca("Fuzz client CA")
 
 
 @pytest.fixture(name="related_world", scope="module")
@@ -43,6 +53,34 @@ def related_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
         relations={sidekick, collector},
     )
     world.settle(state, lambda ctx: ctx.on.install())
+    return world
+
+
+@pytest.fixture(name="mtls_world", scope="module")
+def mtls_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Alerts to a sidekick that requires client certificates, presenting this unit's."""
+    world = World(tmp_path_factory.mktemp("mtls-world"))
+    published = {"url": json.dumps(SIDEKICK_URL), "ca_cert": json.dumps(SIDEKICK_CA)}
+    sidekick = testing.Relation(
+        "http-endpoint", remote_app_name=SIDEKICK, remote_app_data=published
+    )
+    certificates = testing.Relation("certificates", remote_app_name="self-signed-certificates")
+    world.settle(
+        dataclasses.replace(world.state, relations={sidekick}), lambda ctx: ctx.on.install()
+    )
+    # The sidekick requires client certificates once this unit has one.
+    required = {**published, "client_auth": json.dumps("required")}
+    sidekick = dataclasses.replace(sidekick, remote_app_data=required)
+    state = dataclasses.replace(world.state, relations={sidekick, certificates})
+    created = world.ctx
+    with world.running():
+        state = created.run(created.on.relation_created(certificates), state)
+    issued = answered(only(state, "certificates"), CLIENT_CA)
+    relations = {r for r in state.relations if r.id != issued.id} | {issued}
+    world.settle(
+        dataclasses.replace(state, relations=relations),
+        lambda ctx: ctx.on.relation_changed(issued, remote_unit=0),
+    )
     return world
 
 

@@ -367,6 +367,36 @@ def any_endpoint_bags(good_ca: str) -> st.SearchStrategy[dict[str, str]]:
     )
 
 
+def certificates_provider_bags(our_csr: str, other_ca: str) -> st.SearchStrategy[dict[str, str]]:
+    """tls-certificates provider bags that are broken, or answer our CSR with junk.
+
+    Entries have every field the library requires (so it goes on to parse the PEM) or
+    some; request errors and capabilities are garbage too. Never a valid certificate for
+    our key: none of these may change what Falco presents.
+    """
+    pem = st.one_of(INVALID_PEM, st.just(other_ca))
+    fields = {
+        "certificate_signing_request": st.one_of(st.just(our_csr), INVALID_PEM),
+        "certificate": pem,
+        "ca": pem,
+    }
+    optional = {"chain": st.one_of(st.lists(pem, max_size=2), JSON_VALUES), "revoked": JSON_VALUES}
+    entry = st.one_of(
+        st.fixed_dictionaries(fields, optional=optional),
+        st.fixed_dictionaries({}, optional={**fields, **optional}),
+    )
+    as_json = st.one_of(
+        NOT_JSON, JSON_VALUES.filter(lambda v: not isinstance(v, list)).map(json.dumps)
+    )
+    return st.fixed_dictionaries(
+        {"certificates": st.one_of(as_json, st.lists(entry, max_size=3).map(json.dumps))},
+        optional={
+            "request_errors": st.one_of(as_json, JSON_VALUES.map(json.dumps)),
+            "capabilities": st.one_of(as_json, JSON_VALUES.map(json.dumps)),
+        },
+    )
+
+
 # -- secrets ---------------------------------------------------------------------------------
 
 PUBLIC_KEY = (

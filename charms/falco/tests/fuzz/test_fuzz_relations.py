@@ -8,6 +8,8 @@ Remote applications are not trusted to write well-formed data. Properties:
 * a sidekick bag wrong by construction (a URL that is not JSON, not a string, not http(s);
   a CA that is not JSON or not a PEM certificate; huge values) changes nothing: Falco keeps
   posting where it did, with the CA it had, and the status says the data was ignored;
+* a CA's ``certificates`` bag of garbage changes nothing: Falco keeps presenting the client
+  certificate it has;
 * bags the charm never reads (the collector's, the sidekick units') change nothing at all;
 * a URL that a loose parser (urllib) and a strict one read differently is refused, or Falco
   gets it in a form both read alike: one host, no backslash, blank or control character
@@ -26,10 +28,17 @@ from urllib.parse import urlsplit
 import pydantic
 import yaml
 from conftest import SIDEKICK_CA
-from garbage import ANY_BAG, PARSER_SPLIT_URLS, any_endpoint_bags, invalid_endpoint_bags
+from garbage import (
+    ANY_BAG,
+    PARSER_SPLIT_URLS,
+    any_endpoint_bags,
+    certificates_provider_bags,
+    invalid_endpoint_bags,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from ops import testing
+from tls_material import make_ca
 from worlds import Outcome, World, examples
 
 UNIT_IDS = st.integers(0, 20)
@@ -155,3 +164,27 @@ def test_a_url_parsers_read_differently_is_refused_or_given_as_one_host(
     outcome.assert_at_most_one_action()
     if urlsplit(used).scheme == "http":
         assert status.message.startswith(f"alerts to {loose} are not encrypted"), status
+
+
+_OTHER_CA = make_ca("Someone else's CA").cert_pem
+
+
+@examples(0.6)
+@given(data=st.data())
+def test_certificates_garbage_changes_nothing(mtls_world: World, data: st.DataObject) -> None:
+    """arrange: presenting a client certificate. act: the CA's bag becomes garbage. assert.
+
+    No hook fails; Falco keeps the certificate it presents (no file, no restart).
+    """
+    relation = mtls_world.relation("certificates")
+    (ours,) = json.loads(relation.local_unit_data["certificate_signing_requests"])
+    garbage = data.draw(
+        certificates_provider_bags(ours["certificate_signing_request"], _OTHER_CA), label="bag"
+    )
+    extra = data.draw(ANY_BAG, label="extra keys")
+    broken = dataclasses.replace(relation, remote_app_data={**extra, **garbage})
+
+    outcome = changed(mtls_world, broken)
+
+    outcome.assert_sane()
+    outcome.assert_falco_untouched()

@@ -16,7 +16,7 @@ from charm import FalcoCharm
 from git_repos import RulesRepo, rule
 from machine import FakeMachine, build_payload, unpacked_payload
 from ops import testing
-from tls_material import make_ca
+from tls_material import Issued, make_ca, sign_csr
 
 SIDEKICK = "falcosidekick-k8s"
 SIDEKICK_URL = "https://sidekick.example:2801/"
@@ -170,3 +170,45 @@ def rig_fixture(
 ) -> Rig:
     with_key = dataclasses.replace(state, secrets={deploy_key})
     return Rig(ctx, with_key, machine, repo, deploy_key, clock)
+
+
+# --- the certificates relation (client certificate) ----------------------------------
+def requested_csrs(relation: testing.Relation) -> list[str]:
+    raw = relation.local_unit_data.get("certificate_signing_requests", "[]")
+    return [request["certificate_signing_request"] for request in json.loads(raw)]
+
+
+def answered(relation: testing.Relation, ca: Issued) -> testing.Relation:
+    """Return ``relation`` with the provider's certificate for every CSR of the unit."""
+    answers = [
+        {
+            "certificate_signing_request": csr,
+            "certificate": (cert := sign_csr(csr, ca)),
+            "ca": ca.cert_pem,
+            "chain": [cert, ca.cert_pem],
+        }
+        for csr in requested_csrs(relation)
+    ]
+    return dataclasses.replace(relation, remote_app_data={"certificates": json.dumps(answers)})
+
+
+def only(out: testing.State, endpoint: str) -> testing.Relation:
+    (found,) = (r for r in out.relations if r.endpoint == endpoint)
+    assert isinstance(found, testing.Relation)
+    return found
+
+
+def with_certificate(
+    ctx: testing.Context[FalcoCharm], out: testing.State, ca: Issued
+) -> testing.State:
+    """Run the relation's hooks until the provider answered the unit's request."""
+    relations = {r for r in out.relations if r.endpoint != "certificates"}
+    certificates = testing.Relation("certificates", remote_app_name="self-signed-certificates")
+    out = dataclasses.replace(out, relations=relations | {certificates})
+    out = ctx.run(ctx.on.relation_created(certificates), out)
+    issued = answered(only(out, "certificates"), ca)
+    relations = {r for r in out.relations if r.id != issued.id} | {issued}
+    return ctx.run(
+        ctx.on.relation_changed(issued, remote_unit=0),
+        dataclasses.replace(out, relations=relations),
+    )

@@ -273,7 +273,11 @@ class _SinkServer(http.server.ThreadingHTTPServer):
 class HttpsSink:
     """An HTTPS server on 127.0.0.1:<free port> that keeps what is POSTed to it."""
 
-    def __init__(self, base: Path, ca: Issued):
+    def __init__(self, base: Path, ca: Issued, client_ca: Issued | None = None):
+        """Serve a certificate of ``ca``; with ``client_ca``, require a client's of it.
+
+        The latter is what Falcosidekick's ``tlsserver.mutualtls`` does.
+        """
         base.mkdir(parents=True, exist_ok=True)
         issued = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",))
         (base / "server.pem").write_text(issued.cert_pem + issued.key_pem)
@@ -281,6 +285,9 @@ class HttpsSink:
         self.server.state = _SinkState()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(base / "server.pem")
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cadata=client_ca.cert_pem)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

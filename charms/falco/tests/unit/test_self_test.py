@@ -20,7 +20,7 @@ import pytest
 import self_test
 import yaml
 from charm import FalcoCharm
-from falco_rig import sidekick_relation
+from falco_rig import sidekick_relation, with_certificate
 from layout import Layout
 from local_net import free_port
 from machine import FakeMachine, changed_files
@@ -191,6 +191,59 @@ def test_another_ca_fails_at_delivery(
         f"delivery: {where} presents a certificate the related CA does not verify ("
     )
     assert run.results["delivered"] == f"no: {run.failure.removeprefix('delivery: ')}"
+
+
+def test_with_mutual_tls_the_handshake_presents_the_units_certificate(
+    ctx: testing.Context[FalcoCharm],
+    installed: testing.State,
+    falco: FakeDetection,
+    tmp_path: Path,
+) -> None:
+    """arrange: a sink requiring client certificates of CA; the unit has one. act: self-test.
+
+    assert: delivered yes (without the certificate the handshake would be refused).
+    """
+    with HttpsSink(tmp_path / "mutual", CA, client_ca=CA) as sink:
+        out = with_certificate(ctx, related(ctx, installed, sink.url), CA)
+
+        run = self_test_run(ctx, out)
+
+    assert run.failure is None
+    assert run.results["delivered"] == "yes"
+
+
+def test_a_client_certificate_the_sidekick_does_not_trust_fails_at_delivery(
+    ctx: testing.Context[FalcoCharm],
+    installed: testing.State,
+    falco: FakeDetection,
+    tmp_path: Path,
+) -> None:
+    """arrange: the sink requires client certificates of another CA. act: self-test.
+
+    assert: delivery failed, saying the client certificate was refused.
+    """
+    with HttpsSink(tmp_path / "mutual", CA, client_ca=OTHER_CA) as sink:
+        out = with_certificate(ctx, related(ctx, installed, sink.url), CA)
+
+        run = self_test_run(ctx, out)
+
+    where = sink.url.removeprefix("https://").rstrip("/")
+    assert run.failure is not None
+    assert run.failure.startswith(f"delivery: {where} refused this unit's client certificate (")
+
+
+def test_a_client_certificate_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    """arrange: mtls on, the certificate files gone. act: handshake. assert: both named."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(CA.cert_pem)
+    client = (str(tmp_path / "http-client.crt"), str(tmp_path / "http-client.key"))
+
+    problem = self_test.handshake_problem("https://127.0.0.1:1/", str(ca_file), "", client)
+
+    assert problem is not None
+    assert problem.startswith(
+        f"the CA file {ca_file} or the client certificate {client[0]} cannot be read: "
+    )
 
 
 def test_unreachable_sidekick_fails_at_delivery(
