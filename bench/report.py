@@ -6,6 +6,10 @@ merges them into ``bench/results.json`` (format in the README, "Benchmarks") and
 
 * a no-op event (``"noop": true``) restarts, reloads and writes nothing at all;
 * an event with ``"expect"`` has exactly the counts it names (e.g. one restart per change);
+* an event with ``"within"`` takes at most ``max_ratio`` times the median time of the
+  baseline event it names, timed in the same run (an idle hook on large inputs against the
+  same hook on empty ones);
+* every entry of ``"limits"`` (a peak memory, ...) is at most its ``max``;
 * the charm module imports in at most ``IMPORT_BUDGET_S / OPS_REFERENCE_S`` times the time of
   ``import ops`` measured in the same run. The target was set as "0.2 s where ``import ops``
   takes 0.13 s"; machines differ, so the budget is kept as that ratio, not as seconds;
@@ -78,15 +82,7 @@ def check_cold_hooks(charm: str, cold: dict[str, Any]) -> list[str]:
 def check(results: dict[str, Any]) -> list[str]:
     """Return one line per missed target in a charm's results."""
     charm = results["charm"]
-    failures = []
-    imports = results["import_s"]
-    # The median of per-round ratios where the bench measured it, else the ratio of medians.
-    ratio = imports.get("ratio", imports["charm"] / imports["ops"])
-    if ratio > IMPORT_RATIO_MAX:
-        failures.append(
-            f"{charm}: charm import {imports['charm']:.3f}s is {ratio:.2f}x `import ops` "
-            f"({imports['ops']:.3f}s, median of per-round ratios); budget {IMPORT_RATIO_MAX:.2f}x"
-        )
+    failures = _import_time(charm, results["import_s"])
     if "cold_hooks" in results:
         failures += check_cold_hooks(charm, results["cold_hooks"])
     for sequence, events in results["sequences"].items():
@@ -100,7 +96,39 @@ def check(results: dict[str, Any]) -> list[str]:
             for key, want in event.get("expect", {}).items():
                 if counts.get(key, 0) != want:
                     failures.append(f"{where}: {key}={counts.get(key, 0)}, target {want}")
+            failures.extend(_relative_time(where, event))
+    for limit in results.get("limits", []):
+        if limit["value"] > limit["max"]:
+            failures.append(
+                f"{charm}: {limit['what']} is {limit['value']:.1f} {limit['unit']}, "
+                f"limit {limit['max']:.1f} {limit['unit']}"
+            )
     return failures
+
+
+def _import_time(charm: str, imports: dict[str, Any]) -> list[str]:
+    # The median of per-round ratios where the bench measured it, else the ratio of medians.
+    ratio = imports.get("ratio", imports["charm"] / imports["ops"])
+    if ratio <= IMPORT_RATIO_MAX:
+        return []
+    return [
+        f"{charm}: charm import {imports['charm']:.3f}s is {ratio:.2f}x `import ops` "
+        f"({imports['ops']:.3f}s, median of per-round ratios); budget {IMPORT_RATIO_MAX:.2f}x"
+    ]
+
+
+def _relative_time(where: str, event: dict[str, Any]) -> list[str]:
+    within = event.get("within")
+    if not within:
+        return []
+    ratio = event["median_s"] / within["baseline_median_s"]
+    if ratio <= within["max_ratio"]:
+        return []
+    return [
+        f"{where}: median {event['median_s'] * 1000:.1f} ms is {ratio:.2f}x "
+        f"'{within['baseline']}' ({within['baseline_median_s'] * 1000:.1f} ms); "
+        f"target <= {within['max_ratio']:.2f}x"
+    ]
 
 
 def table(charms: dict[str, dict[str, Any]]) -> str:
@@ -112,6 +140,10 @@ def table(charms: dict[str, dict[str, Any]]) -> str:
             for event in events:
                 targets = ["no-op"] if event.get("noop") else []
                 targets += [f"{k}={v}" for k, v in event.get("expect", {}).items()]
+                if event.get("within"):
+                    within = event["within"]
+                    ratio = event["median_s"] / within["baseline_median_s"]
+                    targets.append(f"{ratio:.2f}x<={within['max_ratio']:.2f}x baseline")
                 target = ",".join(targets)
                 rows.append(
                     [
@@ -125,6 +157,11 @@ def table(charms: dict[str, dict[str, Any]]) -> str:
                         target,
                     ]
                 )
+        for limit in results.get("limits", []):
+            rows.append(
+                [charm, "limit", limit["what"], "", f"{limit['value']:.1f} {limit['unit']}",
+                 "", *("" for _ in COUNTERS), f"<= {limit['max']:.1f} {limit['unit']}"]
+            )  # fmt: skip
         imports = results["import_s"]
         runs = str(imports.get("runs", 5))
         rows.append(

@@ -128,3 +128,29 @@ def test_import_gate_takes_the_median_of_per_round_ratios(report: ModuleType) ->
     results["import_s"] = {"charm": 0.18, "ops": 0.10, "ratio": 1.2, "runs": 11}
 
     assert report.check(results) == []
+
+
+@pytest.mark.parametrize(("median_s", "failed"), [(0.015, False), (0.016, True)])
+def test_an_event_slower_than_its_baseline_allows_fails(
+    report: ModuleType, median_s: float, failed: bool
+) -> None:
+    """arrange: an idle hook on big inputs vs the same on empty ones (10 ms). assert: 1.5x."""
+    within = {"baseline": "update-status (empty)", "baseline_median_s": 0.01, "max_ratio": 1.5}
+    results = _results(median_s=median_s, within=within)
+
+    failures = report.check(results)
+
+    assert bool(failures) is failed
+    if failed:
+        assert "1.60x 'update-status (empty)'" in failures[0]
+
+
+@pytest.mark.parametrize(("value", "failed"), [(99.0, False), (101.0, True)])
+def test_a_limit_exceeded_fails(report: ModuleType, value: float, failed: bool) -> None:
+    """arrange: a peak memory of a hook against its 100 MiB limit. assert: reported above."""
+    results = _results()
+    results["limits"] = [{"what": "peak RSS", "value": value, "max": 100.0, "unit": "MiB"}]
+
+    failures = report.check(results)
+
+    assert failures == (["falco: peak RSS is 101.0 MiB, limit 100.0 MiB"] if failed else [])

@@ -94,6 +94,8 @@ class EventStats:
     expect: dict[str, int] = field(default_factory=dict)
     durations: list[float] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # A time target relative to another event of the same run (``within``).
+    relative: dict[str, Any] = field(default_factory=dict)
 
     def add(self, seconds: float, counts: dict[str, int]) -> None:
         """Record one dispatch of the event and what it did."""
@@ -101,9 +103,21 @@ class EventStats:
         for key, value in counts.items():
             self.counts[key] = self.counts.get(key, 0) + value
 
+    def within(self, baseline: EventStats, max_ratio: float) -> None:
+        """Require this event's median time to be at most ``max_ratio`` times ``baseline``'s.
+
+        For "costs the same whatever the input size": both are timed in the same run (in
+        turns, so that a slow spell of a shared machine lands on both).
+        """
+        self.relative = {
+            "baseline": baseline.event,
+            "baseline_median_s": statistics.median(baseline.durations),
+            "max_ratio": max_ratio,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         """Return the JSON form bench/report.py reads."""
-        return {
+        data = {
             "event": self.event,
             "noop": self.noop,
             "expect": self.expect,
@@ -112,6 +126,23 @@ class EventStats:
             "max_s": max(self.durations),
             "counts": self.counts,
         }
+        if self.relative:
+            data["within"] = self.relative
+        return data
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A measured quantity and the most it may be (peak memory, ...)."""
+
+    what: str
+    value: float
+    maximum: float
+    unit: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the JSON form bench/report.py reads."""
+        return {"what": self.what, "value": self.value, "max": self.maximum, "unit": self.unit}
 
 
 def write_results(
@@ -119,6 +150,7 @@ def write_results(
     charm: str,
     sequences: dict[str, list[EventStats]],
     imports: dict[str, float],
+    limits: Sequence[Limit] = (),
     *,
     cold_hooks: dict[str, Any] | None = None,
 ) -> None:
@@ -126,11 +158,13 @@ def write_results(
 
     ``cold_hooks`` are the figures of ``cold_hooks.measure`` (hooks in fresh interpreters).
     """
-    data = {
+    data: dict[str, Any] = {
         "charm": charm,
         "import_s": imports,
         "sequences": {name: [e.as_dict() for e in events] for name, events in sequences.items()},
     }
+    if limits:
+        data["limits"] = [limit.as_dict() for limit in limits]
     if cold_hooks is not None:
         data["cold_hooks"] = cold_hooks
     path.parent.mkdir(parents=True, exist_ok=True)

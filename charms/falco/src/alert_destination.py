@@ -1,13 +1,17 @@
 """Decide where Falco sends alerts from what http-endpoint says. No Ops calls.
 
-The falcosidekick_http_endpoint library reads and checks the relation data; this module turns
-its reading into Falco's http_output. Data the library rejected is never used: the charm
-keeps the destination it already had on disk (last known good) and says why.
+The falcosidekick_http_endpoint library reads and checks the relation data (the URL in the
+form both sides agree on, the CA as PEM certificates only); this module turns its reading
+into Falco's http_output. Data the library rejected is never used: the charm keeps the
+destination it already had on disk (last known good) and says why. A plain http URL is
+used, as the prior sidekick charm publishes one, and the status says alerts travel in
+clear text.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import falco_config
 from falco_config import HttpDestination
@@ -78,4 +82,11 @@ def concern(destination: Destination) -> tuple[str, str] | None:
         return "waiting", f"waiting for {destination.pending[0]} to publish its URL"
     if destination.http is None:
         return "active", "alerts stay on this host: integrate http-endpoint"
+    url = urlsplit(destination.http.url)
+    if url.scheme == "http":
+        # Still delivered (the prior sidekick charm publishes http), but never silently.
+        return "active", (
+            f"alerts to {url.hostname} are not encrypted (http): give the sidekick TLS"
+            " (docs: production TLS)"
+        )
     return None

@@ -76,6 +76,8 @@ class FalcoCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._layout = Layout(self.filesystem_root)
+        # First thing in every hook: a deploy key on disk is one a killed hook left behind.
+        git_sync.remove_key(self._layout)
         self.idle = idle_hooks.IdleHooks(self, _IDLE_RELATION_CHANGED, self.clock)
         self.status_memo = idle_hooks.StatusMemo(self)
         # The metrics port of the last converged reconcile (idle hooks check who holds it).
@@ -217,7 +219,7 @@ class FalcoCharm(ops.CharmBase):
             sync_now,
             self._progress,
         )
-        rules = custom_rules.plan(layout, config.custom_rules, synced)
+        rules = custom_rules.Sources(config.custom_rules, synced)
         destination = alert_destination.choose(self.http_endpoint.read(), layout)
         client = self.client_certificate.material(layout)
         inputs = service.Inputs(config, current, engine_kind, self._topology, destination, client)
@@ -229,7 +231,10 @@ class FalcoCharm(ops.CharmBase):
             self.reload_wait_s,
             self._progress,
         )
-        outcome, report = service.apply(layout, inputs, rules, runtime)
+        # New charm code (install, upgrade-charm) may render differently: no shortcut then.
+        outcome, report = service.apply(
+            layout, inputs, rules, runtime, trust_steady=not refresh_payload
+        )
         if outcome.problem is not None:
             logger.error("Falco left as it was: %s", outcome.problem)
             return None

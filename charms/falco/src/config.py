@@ -43,6 +43,51 @@ MAX_PORT = 65535
 RULE_ITEM_KEYS = ("rule", "macro", "list", "required_engine_version", "required_plugin_versions")
 _SELECTOR_SEPARATORS = re.compile(r"[,\n]")
 TAG_PREFIX = "tag:"
+# The largest value a text option takes: as much as one rules file of the repository.
+MAX_TEXT_OPTION_BYTES = git_sync.MAX_FILE_BYTES
+MAX_KNOWN_HOSTS_BYTES = 64 * 1024
+# A "tag:" with nothing but blanks after it, up to the end of its item.
+_EMPTY_TAG = re.compile(r"tag:[^\S\n]*(?:,|\n|$)")
+# Control characters besides the tab and line breaks a multi-line option holds.
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _unprintable(text: str) -> str | None:
+    """Return the first character of ``text`` that no one types in an option, if any.
+
+    Tabs and line breaks are text; anything else that does not print (NUL, a terminal
+    escape, a right-to-left override, a line separator Python splits on and ssh or Falco
+    does not) would make what the charm checks differ from what a program reads.
+    """
+    match = _ASCII_CONTROL.search(text)
+    if match is not None:
+        return str(match.group())
+    if not text.isascii():
+        chars: list[str] = _NON_ASCII.findall(text)
+        for char in chars:
+            if not char.isprintable():
+                return char
+    return None
+
+
+def _check_text(value: str, limit: int) -> str:
+    """Refuse a text option longer than ``limit`` bytes or holding a control character."""
+    size = len(value.encode(errors="surrogatepass"))
+    if size > limit:
+        raise ValueError(f"longer than {limit // 1024} KiB ({size // 1024} KiB)")
+    char = _unprintable(value)
+    if char is not None:
+        raise ValueError(f"holds a control character ({char!a}): remove it")
+    return value
+
+
+def _check_selection(text: str) -> None:
+    """Refuse a ``tag:`` without a tag; linear in ``text``, without building the selectors."""
+    for match in _EMPTY_TAG.finditer(text):
+        item_start = max(text.rfind(",", 0, match.start()), text.rfind("\n", 0, match.start()))
+        if not text[item_start + 1 : match.start()].strip():
+            raise ValueError("'tag:' needs a tag name, e.g. tag:network")
 
 
 def _selectors(text: str) -> tuple[dict[str, str], ...]:
@@ -94,13 +139,17 @@ class FalcoConfig(pydantic.BaseModel):
     @pydantic.field_validator("custom_config_repository")
     @classmethod
     def _repository_url(cls, value: str) -> str:
-        if value.strip():
+        if value.strip(repository.BLANKS):
             repository.parse_repository(value)
-        return value.strip()
+        return value.strip(repository.BLANKS)
 
     @pydantic.field_validator("custom_config_repo_known_hosts")
     @classmethod
     def _known_hosts(cls, value: str) -> str:
+        # ssh splits lines at "\n" only, and would read a "\r" as part of the key.
+        value = _check_text(value, MAX_KNOWN_HOSTS_BYTES).replace("\r\n", "\n")
+        if "\r" in value:
+            raise ValueError("holds a carriage return inside a line: one host key per line")
         problem = repository.known_hosts_problem(value)
         if problem:
             raise ValueError(problem)
@@ -111,6 +160,7 @@ class FalcoConfig(pydantic.BaseModel):
     def _inline_rules(cls, value: str) -> str:
         if not value.strip():
             return ""
+        _check_text(value, MAX_TEXT_OPTION_BYTES)
         try:
             items: Any = falco_config.load_yaml(value)
         except yaml.YAMLError as exc:
@@ -126,7 +176,10 @@ class FalcoConfig(pydantic.BaseModel):
     @pydantic.field_validator("enabled_rules", "disabled_rules")
     @classmethod
     def _selection(cls, value: str) -> str:
-        _selectors(value)
+        # Checked on every hook: kept linear and light; the selectors are built only when
+        # falco.yaml is rendered.
+        _check_text(value, MAX_TEXT_OPTION_BYTES)
+        _check_selection(value)
         return value
 
     @property

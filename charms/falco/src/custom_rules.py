@@ -11,19 +11,18 @@ plugins and which files are loaded stay the charm's. How rule sets are kept on d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import falco_config
 import git_sync
 import records
 import yaml
-from git_sync import SyncRecord, TreeEntry
+from git_sync import ContentError, SyncRecord, TreeEntry
 from layout import Layout
 from rule_store import OVERRIDES_DIR, RULES_DIR, SUFFIXES, RuleSet, SourceFile, live, rules_files
 
-MAX_FILE_BYTES = 1 << 20
 # File names become names on this machine's disk; keep well inside NAME_MAX (255 bytes).
 MAX_NAME_BYTES = 200
 _REGULAR_FILE_MODES = ("100644", "100755")
@@ -56,8 +55,14 @@ OPTION_FOR = {
 }
 
 
-class ContentError(Exception):
-    """The repository's content cannot be used; ``str()`` names the file and the problem."""
+class Blobs(Protocol):
+    """A commit's objects: their sizes first (cheap), then their content (``git_sync.Objects``)."""
+
+    def sizes(self, oids: list[str]) -> dict[str, int]:
+        """Return the size of each blob of ``oids``."""
+
+    def read(self, wanted: dict[str, int]) -> dict[str, bytes]:
+        """Return the content of each blob of ``wanted`` (oid to size)."""
 
 
 # ------------------------------------------------------------------------------ collecting
@@ -101,18 +106,38 @@ def _wanted(entries: list[TreeEntry]) -> list[TreeEntry]:
     return sorted(files, key=lambda entry: entry.path)
 
 
+def _in_units(size: int) -> str:
+    mib = 1 << 20
+    return f"{size // mib} MiB" if size % mib == 0 else f"{size // 1024} KiB"
+
+
+def _check_sizes(wanted: list[TreeEntry], sizes: dict[str, int]) -> dict[str, int]:
+    """Refuse a file or all files larger than git_sync's caps; return the sizes to read."""
+    per_file, in_all = git_sync.MAX_FILE_BYTES, git_sync.MAX_TOTAL_BYTES
+    for entry in wanted:
+        if sizes[entry.oid] > per_file:
+            raise ContentError(f"{entry.path} is larger than {per_file // 1024} KiB")
+    if sum(sizes[entry.oid] for entry in wanted) > in_all:
+        raise ContentError(
+            f"the files of {RULES_DIR}/ and {OVERRIDES_DIR}/ are larger than "
+            f"{_in_units(in_all)} in all"
+        )
+    return {entry.oid: sizes[entry.oid] for entry in wanted}
+
+
 def from_repository(
-    entries: list[TreeEntry], read: Callable[[list[str]], dict[str, bytes]]
+    entries: list[TreeEntry], objects: Blobs
 ) -> tuple[tuple[SourceFile, ...], tuple[SourceFile, ...]]:
-    """Return the repository's rules and overrides; raise ContentError if any is unusable."""
+    """Return the repository's rules and overrides; raise ContentError if any is unusable.
+
+    Sizes are checked before any content is read: a file too large is never read at all.
+    """
     _check_directories(entries)
     wanted = _wanted(entries)
-    blobs = read([entry.oid for entry in wanted])
+    blobs = objects.read(_check_sizes(wanted, objects.sizes([entry.oid for entry in wanted])))
     rules, overrides = [], []
     for entry in wanted:
         data = blobs[entry.oid]
-        if len(data) > MAX_FILE_BYTES:
-            raise ContentError(f"{entry.path} is larger than {MAX_FILE_BYTES // 1024} KiB")
         try:
             text = data.decode()
         except UnicodeDecodeError as exc:
@@ -186,12 +211,32 @@ class Plan:
     repository: bool = False
 
 
-def plan(layout: Layout, inline: str, synced: SyncRecord | None) -> Plan:
-    """Return what to run: ``synced`` is the repository's sync state, None without one.
+@dataclass(frozen=True)
+class Sources:
+    """Where the custom rules come from: the custom-rules option, the repository's sync.
+
+    ``synced`` is None without a repository.
+    """
+
+    inline: str
+    synced: SyncRecord | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """Everything the plan depends on, for steady.py (the commit stands for its files)."""
+        synced = self.synced
+        return {
+            "inline": hashlib.sha256(self.inline.encode()).hexdigest(),
+            "repository": None if synced is None else [synced.commit, synced.error],
+        }
+
+
+def plan(layout: Layout, sources: Sources) -> Plan:
+    """Return what to run from ``sources``.
 
     When the repository cannot be used (never fetched, unusable content), its part of the
     candidate is the one running now: the inline rules still move on, nothing is lost.
     """
+    inline, synced = sources.inline, sources.synced
     current = live(layout)
     if synced is None:
         return Plan(RuleSet(inline=inline), current)
@@ -201,9 +246,7 @@ def plan(layout: Layout, inline: str, synced: SyncRecord | None) -> Plan:
         return Plan(keep_repo, current, problem=problem, repository=True)
     try:
         entries = git_sync.tree(layout, synced.commit)
-        repo_rules, overrides = from_repository(
-            entries, lambda oids: git_sync.read_blobs(layout, oids)
-        )
+        repo_rules, overrides = from_repository(entries, git_sync.Objects(layout))
     except (ContentError, git_sync.SyncError) as exc:
         problem = f"custom-config-repository commit {synced.commit[:12]} not used: {exc}"
         return Plan(keep_repo, current, problem=problem, repository=True)

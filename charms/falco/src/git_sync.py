@@ -10,9 +10,17 @@ counted and bounded. What it guarantees:
 * Secrets stay private. The deploy key exists on disk (0600, in a 0700 directory of the
   charm's state) only while git runs; an https token travels in git's environment, never on a
   command line or in a URL, so it cannot show up in ``ps``, in git's messages or in a status.
+  git runs in the hook's process group and is killed with the hook (``child_process``), and
+  a key a killed hook left behind is deleted at the start of the next one (``remove_key``).
 * The repository is never checked out. It is fetched into a bare repository and files are
   read from git's objects, so a symlink or a crafted path in the repository never reaches the
   disk; ``transfer.fsckObjects`` makes git refuse malformed trees while fetching.
+* Reading a commit is bounded whatever it holds. Only the entries of the synced directories
+  are listed (not what lies below them), as a stream, up to ``MAX_ENTRIES``; a name must be
+  printable UTF-8 or the commit is refused with the name quoted safely; sizes come from
+  ``git cat-file --batch-check`` before any content, so a file over ``MAX_FILE_BYTES`` (or
+  files over ``MAX_TOTAL_BYTES`` in all) is never read; git itself streams blobs that large
+  (``core.bigFileThreshold``) instead of holding them in memory while fetching.
 * Tags and commit ids are fetched once; branches are fetched again (``--depth 1`` into the
   same repository, so only new objects travel) when the sync interval is due.
 """
@@ -20,6 +28,7 @@ counted and bounded. What it guarantees:
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -29,14 +38,18 @@ import shlex
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any
 
+import child_process
 import progress
 import records
 from layout import Layout
-from messages import shorten
+from messages import quote, shorten
 from repository import SSH, Repository, pins_host
 
 logger = logging.getLogger(__name__)
@@ -46,8 +59,15 @@ DEFAULT_HTTPS_USER = "x-access-token"
 GIT_TIMEOUT_S = 300
 SSH_CONNECT_TIMEOUT_S = 20
 LOCAL_GIT_TIMEOUT_S = 60
+DEPLOY_KEY_FILE = "deploy_key"
 # What this charm reads from the repository; everything else is never even listed.
 SYNCED_DIRS = ("rules.d", "config.override.d")
+# The most the charm reads from a commit (the custom-config-repository option says so): the
+# entries of rules.d/ and config.override.d/ together, the size of one file it loads, and of
+# all of them. Sizes are git's, read before any content; content is read up to these only.
+MAX_ENTRIES = 5000
+MAX_FILE_BYTES = 1 << 20
+MAX_TOTAL_BYTES = 16 << 20
 
 
 class SyncError(Exception):
@@ -156,6 +176,9 @@ class _Git:
             "core.hooksPath": os.devnull,
             "http.lowSpeedLimit": "1000",
             "http.lowSpeedTime": "30",
+            # Blobs larger than this are streamed, never held whole in git's memory (a
+            # 400 MiB file costs index-pack 400 MiB otherwise); the charm reads none of them.
+            "core.bigFileThreshold": f"{MAX_FILE_BYTES}",
         }
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -190,7 +213,7 @@ class _Git:
         options = {
             "BatchMode": "yes",
             "IdentitiesOnly": "yes",
-            "IdentityFile": str(ssh_dir / "deploy_key"),
+            "IdentityFile": str(ssh_dir / DEPLOY_KEY_FILE),
             "StrictHostKeyChecking": "yes",
             "UserKnownHostsFile": str(ssh_dir / "known_hosts"),
             "GlobalKnownHostsFile": os.devnull,
@@ -219,6 +242,19 @@ class _Git:
         )
         self.env["GIT_CONFIG_COUNT"] = str(index + 1)
 
+    def _argv(self, args: tuple[str, ...], in_repository: bool) -> list[str]:
+        binary = shutil.which("git", path=self.env["PATH"]) or _install_git(self.env["PATH"])
+        where = ["-C", str(self.layout.repo_git_dir)] if in_repository else []
+        return [binary, *where, *args]
+
+    def _start(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        # In the hook's process group, and ended with the hook (child_process).
+        try:
+            return child_process.start(argv, env=self.env, stdout=subprocess.PIPE, **options)
+        except OSError as exc:
+            # E2BIG (an environment too large), ENOEXEC...: the message names no secret.
+            raise SyncError(f"cannot run git: {exc.strerror}") from exc
+
     def run(
         self,
         *args: str,
@@ -227,29 +263,51 @@ class _Git:
         stdin: bytes | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run ``git args`` in the private environment; raise SyncError if it cannot run."""
-        binary = shutil.which("git", path=self.env["PATH"]) or _install_git(self.env["PATH"])
-        where = ["-C", str(self.layout.repo_git_dir)] if in_repository else []
-        # Absolute binary, argument list, no shell; arguments are validated above. Its own
-        # session, so that a timeout ends ssh too, not only git (ssh would keep the pipes).
-        try:
-            process = subprocess.Popen(  # noqa: S603
-                [binary, *where, *args],
-                env=self.env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            # E2BIG (an environment too large), ENOEXEC...: the message names no secret.
-            raise SyncError(f"cannot run git: {exc.strerror}") from exc
+        argv = self._argv(args, in_repository)
+        process = self._start(argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             stdout, stderr = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            os.killpg(process.pid, signal.SIGKILL)
+            # git and what it started (ssh, which would keep the pipes open).
+            child_process.end_tree(process.pid)
             process.communicate()
             raise SyncError(f"git {args[0]} took longer than {timeout}s") from exc
-        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+    @contextlib.contextmanager
+    def reading(self, *args: str, stdin: bytes = b"") -> Iterator[IO[bytes]]:
+        """Run a local git command and yield its output to read as it comes.
+
+        For output that can be large (a tree listing, blobs): the caller reads what it
+        needs and stops; git is ended if it has more to say. ``stdin`` comes from a file, so
+        git never waits for the caller to write while the caller waits for git to read.
+        Raises SyncError if git fails or takes longer than LOCAL_GIT_TIMEOUT_S.
+        """
+        argv = self._argv(args, in_repository=True)
+        with tempfile.TemporaryFile() as feed, tempfile.TemporaryFile() as errors:
+            feed.write(stdin)
+            feed.seek(0)
+            process = self._start(argv, stdin=feed, stderr=errors)
+            assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
+            deadline = threading.Timer(LOCAL_GIT_TIMEOUT_S, child_process.end_tree, [process.pid])
+            deadline.start()
+            try:
+                yield process.stdout
+                process.stdout.read()  # what the caller left (nothing, normally)
+            except BaseException:
+                child_process.end_tree(process.pid)
+                raise
+            finally:
+                process.stdout.close()
+                returncode = process.wait()
+                deadline.cancel()
+                # No thread left behind: the next child is forked from a one-thread process.
+                deadline.join()
+            if returncode != 0:
+                errors.seek(0)
+                if returncode == -signal.SIGKILL:
+                    raise SyncError(f"git {args[0]} took longer than {LOCAL_GIT_TIMEOUT_S}s")
+                raise SyncError(f"git {args[0]} failed: {_last_line(errors.read(4096))}")
 
     def local(self, *args: str, stdin: bytes | None = None) -> bytes:
         """Run a git command that stays on this machine; raise SyncError if it fails."""
@@ -331,6 +389,11 @@ def _write_private(path: Path, text: str) -> None:
         stream.write(text)
 
 
+def remove_key(layout: Layout) -> None:
+    """Delete the deploy key a hook killed while git ran left on disk (one unlink if none)."""
+    (layout.repo_ssh_dir / DEPLOY_KEY_FILE).unlink(missing_ok=True)
+
+
 def _prepare(layout: Layout, fresh: bool) -> None:
     """Make the private directories, and a new bare repository unless one can be reused."""
     for directory in (layout.repo_dir, layout.repo_home, layout.repo_ssh_dir):
@@ -363,7 +426,7 @@ def _fetch(layout: Layout, settings: Settings, credentials: Credentials) -> tupl
     """Fetch the ref into the private repository; return its commit and kind."""
     repository = settings.repository
     git = _Git(layout, settings)
-    key_file = layout.repo_ssh_dir / "deploy_key"
+    key_file = layout.repo_ssh_dir / DEPLOY_KEY_FILE
     if repository.transport == SSH:
         _write_private(layout.repo_ssh_dir / "known_hosts", settings.known_hosts.strip() + "\n")
         _write_private(key_file, (credentials.ssh_key or "").strip() + "\n")
@@ -490,6 +553,17 @@ def forget(layout: Layout) -> bool:
 
 
 # ------------------------------------------------------------------------------ reading
+# One record of `git ls-tree -z`: mode, type, object id, a tab and the path. Git itself keeps
+# paths far shorter (PATH_MAX); a record this long is refused before it is held whole.
+_MAX_RECORD_BYTES = 16 * 1024
+_CHUNK_BYTES = 64 * 1024
+_MAX_HEADER_BYTES = 200
+
+
+class ContentError(Exception):
+    """The repository's content cannot be used; ``str()`` names the file and the problem."""
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     """One path of the fetched commit, as git records it (mode 120000 is a symlink)."""
@@ -500,31 +574,110 @@ class TreeEntry:
     path: str
 
 
+def _records(output: IO[bytes], separator: bytes) -> Iterator[bytes]:
+    """Yield ``separator``-terminated records from ``output``, none held beyond the cap."""
+    pending = b""
+    while chunk := output.read(_CHUNK_BYTES):
+        pending += chunk
+        *complete, pending = pending.split(separator)
+        yield from complete
+        if len(pending) > _MAX_RECORD_BYTES:
+            raise ContentError(f"a path longer than {_MAX_RECORD_BYTES} bytes: shorten it")
+    if pending:
+        yield pending
+
+
+def _path(raw: bytes) -> str:
+    """Return the path git recorded, if it is printable UTF-8; raise ContentError if not.
+
+    What is refused here never reaches a log line, a status or a file name on this machine
+    unquoted: a byte that is not UTF-8 cannot be written as a name the operator could find,
+    a line break would forge a line in the charm's log.
+    """
+    try:
+        path = raw.decode()
+    except UnicodeDecodeError:
+        path = None
+    if path is None or not path.isprintable():
+        shown = quote(raw.decode(errors="surrogateescape"))
+        raise ContentError(f"file name {shown} is not printable UTF-8: rename it")
+    return path
+
+
 def tree(layout: Layout, commit: str) -> list[TreeEntry]:
-    """Return the entries of ``commit`` under the synced directories (and the dirs)."""
-    output = _Git(layout).local("ls-tree", "-r", "-t", "-z", "--full-tree", commit)
-    entries = []
-    for raw in output.decode(errors="surrogateescape").split("\0"):
-        if not raw:
-            continue
-        meta, path = raw.split("\t", 1)
-        mode, kind, oid = meta.split()
-        if path.split("/", 1)[0] in SYNCED_DIRS:
-            entries.append(TreeEntry(mode, kind, oid, path))
+    """Return the synced directories of ``commit`` and their entries (not below those).
+
+    Raises ContentError when the commit cannot be used (a name, more than MAX_ENTRIES), and
+    SyncError when git fails.
+    """
+    pathspecs = [*SYNCED_DIRS, *(f"{directory}/" for directory in SYNCED_DIRS)]
+    entries: list[TreeEntry] = []
+    inside = 0
+    listing = ("ls-tree", "-z", "-t", "--full-tree", commit, "--", *pathspecs)
+    with _Git(layout).reading(*listing) as output:
+        for record in _records(output, b"\0"):
+            meta, _, raw_path = record.partition(b"\t")
+            mode, kind, oid = meta.decode("ascii", errors="replace").split()
+            entries.append(TreeEntry(mode, kind, oid, _path(raw_path)))
+            inside += "/" in entries[-1].path
+            if inside > MAX_ENTRIES:
+                dirs = " and ".join(f"{directory}/" for directory in SYNCED_DIRS)
+                raise ContentError(
+                    f"{dirs} hold more than {MAX_ENTRIES} entries: keep at most {MAX_ENTRIES}"
+                )
     return entries
 
 
-def read_blobs(layout: Layout, oids: list[str]) -> dict[str, bytes]:
-    """Return the content of each blob in ``oids``, in one local git call."""
+def sizes(layout: Layout, oids: list[str]) -> dict[str, int]:
+    """Return the size git records for each blob of ``oids``, without reading any content."""
     if not oids:
         return {}
-    output = _Git(layout).local("cat-file", "--batch", stdin="\n".join(oids).encode() + b"\n")
+    output = _Git(layout).local(
+        "cat-file", "--batch-check", stdin="\n".join(oids).encode() + b"\n"
+    )
+    found: dict[str, int] = {}
+    for line in output.decode(errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) != 3 or fields[1] != "blob":
+            raise SyncError(f"git cat-file cannot read {shorten(line, 60)}")
+        found[fields[0]] = int(fields[2])
+    return found
+
+
+@dataclass(frozen=True)
+class Objects:
+    """The fetched repository's objects: sizes first, then content (custom_rules.Blobs)."""
+
+    layout: Layout
+
+    def sizes(self, oids: list[str]) -> dict[str, int]:
+        """Return the size of each blob of ``oids``."""
+        return sizes(self.layout, oids)
+
+    def read(self, wanted: dict[str, int]) -> dict[str, bytes]:
+        """Return the content of each blob of ``wanted`` (oid to size)."""
+        return read_blobs(self.layout, wanted)
+
+
+def read_blobs(layout: Layout, wanted: dict[str, int]) -> dict[str, bytes]:
+    """Return the content of each blob of ``wanted`` (oid to the size ``sizes`` gave).
+
+    The content is read as git writes it, one blob at a time, and never beyond the sizes
+    given: a caller that checked them holds at most what it allowed.
+    """
+    if not wanted:
+        return {}
     contents: dict[str, bytes] = {}
-    offset = 0
-    for oid in oids:
-        header_end = output.index(b"\n", offset)
-        _, _, size = output[offset:header_end].decode().split()
-        start = header_end + 1
-        contents[oid] = output[start : start + int(size)]
-        offset = start + int(size) + 1
+    oids = list(wanted)
+    with _Git(layout).reading(
+        "cat-file", "--batch", stdin="\n".join(oids).encode() + b"\n"
+    ) as output:
+        for oid in oids:
+            header = output.readline(_MAX_HEADER_BYTES).split()
+            if header[:1] != [oid.encode()] or len(header) != 3 or int(header[2]) != wanted[oid]:
+                raise SyncError(f"git cat-file --batch did not answer for {oid}")
+            data = output.read(wanted[oid])
+            if len(data) != wanted[oid] or output.read(1) != b"\n":
+                raise SyncError(f"git cat-file --batch cut {oid} short")
+            contents[oid] = data
     return contents

@@ -16,7 +16,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from messages import shorten
+from messages import quote, shorten
 
 SSH = "ssh"
 HTTPS = "https"
@@ -30,6 +30,13 @@ _URL = re.compile(
     r"(?:@(?P<ref>\S+))?$"
 )
 _SCP_LIKE = re.compile(r"^[^/:@\s]+@[^/:\s]+:")
+# A login name as ssh passes it on: nothing ssh or git could read as an option ("-o...").
+_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
+# Far longer than any repository URL; a longer value is not one (and would be logged).
+MAX_URL_CHARS = 2048
+# What may surround a URL as typed or pasted, and is dropped. Not str.strip()'s set, which
+# also takes \x0b, \x1c-\x1f, \x85 and U+2028 for blanks: those are refused, not dropped.
+BLANKS = " \t\r\n"
 # A conservative subset of `git check-ref-format`: no option-like or relative forms.
 _REF = re.compile(r"^(?!-)(?!/)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]+(?<![/.])$")
 _KEY_TYPES = re.compile(
@@ -76,11 +83,29 @@ class Repository:
         return self.fetch_url + (f"@{self.ref}" if self.ref else "")
 
 
+def _check_user(transport: str, user: str) -> None:
+    if transport == SSH and not user:
+        raise ValueError("an ssh repository URL needs a user: git+ssh://user@host/path")
+    if (transport == HTTPS and user) or ":" in user:
+        raise ValueError(
+            "credentials do not belong in the URL: use the Juju secret options "
+            "custom-config-repo-ssh-key (ssh) or custom-config-repo-token (https)"
+        )
+    if user and not _USER.match(user):
+        raise ValueError(
+            f"the user {quote(user, 40)} is not a login name (letters, digits, '.', '_', '-';"
+            " not starting with '-')"
+        )
+
+
 def parse_repository(url: str) -> Repository:
     """Return the repository ``url`` names; raise ValueError saying what is wrong."""
-    url = url.strip()
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
-        # git and ssh take the URL as an argument: no NUL, no line breaks, no escapes.
+    url = url.strip(BLANKS)
+    if len(url) > MAX_URL_CHARS:
+        raise ValueError(f"longer than {MAX_URL_CHARS} characters: not a repository URL")
+    if not url.isprintable():
+        # git and ssh take the URL as an argument: no NUL, no line breaks, no escapes, no
+        # right-to-left override that would show the operator another URL than git reads.
         raise ValueError("the URL contains control characters")
     if _SCP_LIKE.match(url):
         raise ValueError(
@@ -93,13 +118,7 @@ def parse_repository(url: str) -> Repository:
         )
     transport = HTTPS if match["scheme"] == "https" else SSH
     user = match["user"] or ""
-    if transport == SSH and not user:
-        raise ValueError("an ssh repository URL needs a user: git+ssh://user@host/path")
-    if (transport == HTTPS and user) or ":" in user:
-        raise ValueError(
-            "credentials do not belong in the URL: use the Juju secret options "
-            "custom-config-repo-ssh-key (ssh) or custom-config-repo-token (https)"
-        )
+    _check_user(transport, user)
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 0 < port < 65536:
         raise ValueError(f"port {port} is not between 1 and 65535")

@@ -18,13 +18,22 @@ directory (``<digest>-<n>``), and falco.yaml switched to it: Falco re-reads a re
 falco.yaml, but a file recreated where it watched one that was deleted goes unnoticed (its
 watch went with the file; seen with the real Falco 0.44.1), so repairing in place would
 leave it running without the rules.
+
+Rules may come from a private repository, and Falco runs as root: a set's directories are
+0700 and its files 0600, and a mode that differs counts as damage. Every file is dated
+``WRITTEN_MTIME_NS`` (2000-01-01) when written, so that any later write (which dates the file
+now) shows in ``stat`` without reading it: ``intact`` checks a set that way, against the
+names and sizes of what was written, for idle hooks (steady.py); it is never enough to keep
+a set, only to tell that it needs no byte-for-byte check on this hook.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +47,10 @@ SUFFIXES = (".yaml", ".yml")
 INLINE_FILE = "custom-rules.yaml"
 INLINE_NAME = "custom-rules option"
 _DIGEST_CHARS = 16
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+# 2000-01-01T00:00:00Z: no write made now can date a file then.
+WRITTEN_MTIME_NS = 946_684_800 * 10**9
 logger = logging.getLogger(__name__)
 
 
@@ -66,6 +79,10 @@ class RuleSet:
     def empty(self) -> bool:
         """Whether there is nothing custom at all."""
         return not self.files()
+
+    def manifest(self) -> dict[str, int]:
+        """The size of each file of the set, by name, as ``intact`` checks it."""
+        return {source.name: len(source.text.encode()) for source in self.files()}
 
     @property
     def digest(self) -> str:
@@ -139,6 +156,26 @@ def _loaded_files(base: Path) -> set[str]:
     return found
 
 
+def _metadata_problem(path: Path) -> str | None:
+    """Return what ``stat`` shows changed on a set's file since it was written, if anything."""
+    try:
+        facts = path.stat()
+    except OSError:
+        return "is missing"
+    if facts.st_mode & 0o777 != FILE_MODE:
+        return f"has mode {facts.st_mode & 0o777:04o}, not {FILE_MODE:04o}"
+    if facts.st_mtime_ns != WRITTEN_MTIME_NS:
+        return "was written to"
+    return None
+
+
+def _directories_problem(base: Path) -> str | None:
+    for folder in (base, base / RULES_DIR, base / OVERRIDES_DIR):
+        if folder.is_dir() and folder.stat().st_mode & 0o777 != DIR_MODE:
+            return f"{folder.name} has mode {folder.stat().st_mode & 0o777:04o}"
+    return None
+
+
 def damage(base: Path, rule_set: RuleSet) -> str | None:
     """Return what differs between the directory ``base`` and ``rule_set``, None if nothing."""
     if not (base / RULES_DIR).is_dir():
@@ -146,27 +183,84 @@ def damage(base: Path, rule_set: RuleSet) -> str | None:
     wanted = {source.name: source.text for source in rule_set.files()}
     for name in sorted(_loaded_files(base) - set(wanted)):
         return f"{name} was added"
+    problem = _directories_problem(base)
+    if problem is not None:
+        return problem
     for name, text in wanted.items():
-        try:
-            if (base / name).read_bytes() != text.encode():
-                return f"{name} was altered"
-        except OSError:
-            return f"{name} is missing"
+        problem = _metadata_problem(base / name)
+        if problem is None and (base / name).read_bytes() != text.encode():
+            problem = "was altered"
+        if problem is not None:
+            return f"{name} {problem}"
     return None
+
+
+def _loaded_stats(base: Path) -> dict[str, os.stat_result] | None:
+    """Return the ``stat`` of each file Falco would load from ``base``, None if one is gone.
+
+    The same files as ``_loaded_files``, read with one ``scandir`` per folder and plain
+    strings: an idle hook runs this over every file of a set of thousands.
+    """
+    top = os.fspath(base)
+    found: dict[str, os.stat_result] = {}
+    try:
+        inline = os.stat(os.path.join(top, INLINE_FILE))
+        if stat.S_ISREG(inline.st_mode):
+            found[INLINE_FILE] = inline
+    except FileNotFoundError:
+        pass
+    try:
+        for folder in (RULES_DIR, OVERRIDES_DIR):
+            if folder == OVERRIDES_DIR and not os.path.isdir(os.path.join(top, folder)):
+                continue
+            with os.scandir(os.path.join(top, folder)) as entries:
+                for entry in entries:
+                    if entry.name.endswith(SUFFIXES):
+                        found[f"{folder}/{entry.name}"] = entry.stat()
+    except OSError:
+        return None
+    return found
+
+
+def intact(base: Path, manifest: dict[str, int]) -> bool:
+    """Return whether ``stat`` shows the set in ``base`` as written with ``manifest``.
+
+    Without reading a file: the names Falco would load, each file's size, mode and
+    written-at date (module doc). False means "check it byte for byte", not "damaged".
+    """
+    found = _loaded_stats(base)
+    if found is None or found.keys() != manifest.keys():
+        return False
+    if _directories_problem(base) is not None:
+        return False
+    return all(
+        found[name].st_mode & 0o777 == FILE_MODE
+        and found[name].st_mtime_ns == WRITTEN_MTIME_NS
+        and found[name].st_size == size
+        for name, size in manifest.items()
+    )
 
 
 def _write(layout: Layout, rule_set: RuleSet, name: str) -> Path:
     final = layout.rules_root / name
     scratch = final.with_name(f".{final.name}.tmp")
     shutil.rmtree(scratch, ignore_errors=True)
+    layout.rules_root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    layout.rules_root.chmod(DIR_MODE)
     # rules.d exists even when empty: falco.yaml always lists it, which is also how the
     # charm finds the running rule set again.
-    (scratch / RULES_DIR).mkdir(parents=True)
+    folders = {scratch, scratch / RULES_DIR}
+    folders |= {(scratch / source.name).parent for source in rule_set.files()}
+    for folder in sorted(folders):  # a parent sorts before its children
+        folder.mkdir(mode=DIR_MODE)
+        folder.chmod(DIR_MODE)  # whatever the umask
     for source in rule_set.files():
         path = scratch / source.name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(source.text)
-        path.chmod(0o644)
+        # Private from the first byte on: the rules may come from a private repository.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(source.text.encode())
+        os.utime(path, ns=(WRITTEN_MTIME_NS, WRITTEN_MTIME_NS))
     # Whole or absent: the directory only gets its name once every file is written.
     shutil.rmtree(final, ignore_errors=True)
     scratch.rename(final)

@@ -45,6 +45,7 @@ import reload_check
 import rule_store
 import self_test
 import start_backoff
+import steady
 import systemd_unit
 from alert_destination import Destination
 from charmlibs import systemd
@@ -257,15 +258,18 @@ def _start(facts: UnitFacts) -> None:
     systemd.service_restart(SERVICE_NAME)
 
 
-def _port_problem(layout: Layout, desired: Desired, facts: UnitFacts) -> str | None:
+def _port_problem(layout: Layout, port: int, facts: UnitFacts) -> str | None:
     """Return why Falco must not be started: another process on its port (coexistence)."""
-    port = int(desired.config["webserver"]["listen_port"])
     return coexistence.port_problem(layout, port, facts.main_pid)
+
+
+def _port(desired: Desired) -> int:
+    return int(desired.config["webserver"]["listen_port"])
 
 
 def _restart(layout: Layout, desired: Desired, unit_changed: bool, runtime: Runtime) -> Outcome:
     facts = runtime.unit.facts()
-    taken = _port_problem(layout, desired, facts)
+    taken = _port_problem(layout, _port(desired), facts)
     if taken is not None:
         layout.staged_config_file.unlink(missing_ok=True)
         return Outcome(problem=taken)
@@ -288,7 +292,7 @@ def _restart(layout: Layout, desired: Desired, unit_changed: bool, runtime: Runt
     return Outcome(Action.RESTART)
 
 
-def _recover(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
+def _recover(layout: Layout, port: int, runtime: Runtime) -> Outcome:
     """Start a Falco that should run and that nothing else will start (module doc)."""
     facts = runtime.unit.facts()
     if facts.running:
@@ -296,7 +300,7 @@ def _recover(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
         return Outcome()
     if not facts.stopped or not layout.unit_file.exists():
         return Outcome()
-    taken = _port_problem(layout, desired, facts)
+    taken = _port_problem(layout, port, facts)
     if taken is not None:
         return Outcome(problem=taken)
     if not start_backoff.due(layout, runtime.now, runtime.operator_action):
@@ -478,32 +482,95 @@ def _converge(layout: Layout, desired: Desired, runtime: Runtime) -> Outcome:
     if not _differs(layout, desired):
         # What runs is what is wanted, so an earlier refusal is no longer current.
         _rejection_path(layout).unlink(missing_ok=True)
-        return _recover(layout, desired, runtime)
+        return _recover(layout, _port(desired), runtime)
     problem = _check(layout, desired, _rejection_path(layout), runtime)
     if problem is not None:
-        return dataclasses.replace(_recover(layout, desired, runtime), problem=problem)
+        return dataclasses.replace(_recover(layout, _port(desired), runtime), problem=problem)
     return _apply(layout, desired, runtime)
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _identity(layout: Layout, inputs: Inputs, sources: custom_rules.Sources) -> str:
+    """Return the digest of everything ``desired`` renders from (steady.py)."""
+    destination = inputs.destination
+    ca_pem = destination.ca_pem
+    client = inputs.client
+    return steady.digest(
+        {
+            "client": _sha256(f"{client.chain}\0{client.key}") if client else None,
+            "root": str(layout.root),
+            "options": inputs.config.model_dump_json(),
+            "payload": dataclasses.asdict(inputs.payload),
+            "engine": inputs.engine_kind,
+            "topology": dataclasses.asdict(inputs.topology),
+            "http": dataclasses.asdict(destination.http) if destination.http else None,
+            "ca": _sha256(ca_pem) if ca_pem else None,
+            "rules": sources.identity(),
+        }
+    )
+
+
+def _remember(
+    layout: Layout, identity: str, outcome: Outcome, live: Desired, marker: Path
+) -> None:
+    """Record what the inputs converged to, or nothing when converging stopped short.
+
+    The self-test's marker rule file and the client certificate files are checked like the
+    others: Falco reads them too.
+    """
+    if outcome.problem is not None:
+        steady.forget(layout)
+        return
+    wanted = {
+        layout.config_file: live.config_text,
+        layout.unit_file: live.unit_text,
+        layout.http_ca_file: live.http_ca_pem,
+        **{path: text for path, (text, _) in _client_files(layout, live).items()},
+    }
+    files = {str(path): None if text is None else _sha256(text) for path, text in wanted.items()}
+    files[str(marker)] = steady.file_digest(marker)
+    rule_set = None if live.rule_set.empty else rule_store.directory(layout, live.rule_set).name
+    manifest = live.rule_set.manifest() if rule_set else {}
+    steady.remember(layout, steady.Steady(identity, files, rule_set, manifest))
+
+
 def apply(
-    layout: Layout, inputs: Inputs, plan: custom_rules.Plan, runtime: Runtime
+    layout: Layout,
+    inputs: Inputs,
+    sources: custom_rules.Sources,
+    runtime: Runtime,
+    trust_steady: bool = True,
 ) -> tuple[Outcome, custom_rules.Report]:
     """Converge to the planned rules, or to the running ones if Falco refuses them.
 
     Returns what converging did and the custom rules' report, which is also recorded for
-    the status and the refresh-rules action.
+    the status and the refresh-rules action. When the inputs are those the machine last
+    converged to and it still holds what they produced (steady.py; not ``trust_steady``
+    after new charm code), only systemd's view is acted on.
     """
+    identity = _identity(layout, inputs, sources)
+    if trust_steady and steady.holds(layout, identity):
+        outcome = _recover(layout, inputs.config.metrics_port, runtime)
+        return outcome, custom_rules.read_report(layout)
+    plan = custom_rules.plan(layout, sources)
     # The running set is put back whole first if its files were damaged (rule_store).
     rule_store.ensure_written(layout, plan.live)
     # The marker rule is there before any falco.yaml names it (written only if it is not).
-    self_test.ensure_rule(layout, inputs.config.minimum_priority)
-    wanted, fallback = (desired(layout, inputs, rules) for rules in (plan.candidate, plan.live))
+    marker = self_test.ensure_rule(layout, inputs.config.minimum_priority)
+    wanted = desired(layout, inputs, plan.candidate)
+    same = plan.candidate == plan.live
+    fallback = wanted if same else desired(layout, inputs, plan.live)
     outcome = converge(layout, wanted, runtime, fallback)
     previous = custom_rules.read_report(layout)
     report = custom_rules.report(layout, plan, outcome.rules_problem, previous)
     if custom_rules.write_report(layout, report) and report.problem:
         # Once per new problem, not on every hook while it lasts (the status keeps it).
         logger.error("%s", report.problem)
+    live = wanted if outcome.rules_problem is None else fallback
+    _remember(layout, identity, outcome, live, marker)
     return outcome, report
 
 

@@ -73,9 +73,7 @@ def key_of(server: SshGitServer) -> object:
 
 def files_at(layout: Layout, commit: str) -> dict[str, str]:
     entries = git_sync.tree(layout, commit)
-    rules, overrides = custom_rules.from_repository(
-        entries, lambda oids: git_sync.read_blobs(layout, oids)
-    )
+    rules, overrides = custom_rules.from_repository(entries, git_sync.Objects(layout))
     return {source.name: source.text for source in (*rules, *overrides)}
 
 

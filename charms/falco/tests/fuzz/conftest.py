@@ -1,6 +1,6 @@
 """The fuzz tests' worlds, and their share of the hypothesis profiles (tests/shared/fuzz_support).
 
-The ``ci`` profile (what ``make test`` runs) comes to about 620 examples in all; each test
+The ``ci`` profile (what ``make test`` runs) comes to about 790 examples in all; each test
 runs its share of the profile's examples (``worlds.examples``).
 """
 
@@ -84,12 +84,13 @@ def mtls_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
     return world
 
 
-def _serve(world: World) -> None:
+def _serve(world: World) -> RulesRepo:
     repo = RulesRepo(world.base / "server")
     repo.commit({"rules.d/10-custom.yaml": rule("Repository fuzz rule")})
     repo.tag("v1")
     world.machine.serve(REPO_URL, repo.bare)
     world.machine.serve(HTTPS_REPO, repo.bare)
+    return repo
 
 
 @pytest.fixture(name="ssh_world", scope="module")
@@ -107,6 +108,31 @@ def ssh_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
     state = dataclasses.replace(world.state, config=config, secrets={key})
     world.settle(state, lambda ctx: ctx.on.install())
     return world
+
+
+@dataclasses.dataclass(frozen=True)
+class BranchWorld:
+    """A world whose rules come from a branch: a push is synced by the next update-status."""
+
+    world: World
+    repo: RulesRepo
+
+
+@pytest.fixture(name="branch_world", scope="module")
+def branch_world_fixture(tmp_path_factory: pytest.TempPathFactory) -> BranchWorld:
+    """Rules from the repository's main branch over (fake) ssh, with a deploy key secret."""
+    world = World(tmp_path_factory.mktemp("branch-world"))
+    repo = _serve(world)
+    world.machine.set_network(host_keys={REPO_HOST: HOST_KEY}, deploy_keys={REPO_HOST: DEPLOY_KEY})
+    key = testing.Secret(tracked_content={"value": DEPLOY_KEY}, label="deploy-key")
+    config = {
+        "custom-config-repository": f"git+ssh://git@{REPO_HOST}/org/falco-rules.git@main",
+        "custom-config-repo-ssh-key": key.id,
+        "custom-config-repo-known-hosts": KNOWN_HOSTS,
+    }
+    state = dataclasses.replace(world.state, config=config, secrets={key})
+    world.settle(state, lambda ctx: ctx.on.install())
+    return BranchWorld(world, repo)
 
 
 @pytest.fixture(name="https_world", scope="module")

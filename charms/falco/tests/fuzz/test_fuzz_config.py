@@ -8,7 +8,10 @@ integer an int option. Properties:
   relation data is written only when the metrics port the collector scrapes moved;
 * a value wrong by construction gives Blocked naming the option and changes nothing at all:
   no file on the machine, no service call, no relation data; the running config stays;
-* values right by construction are what Falco runs with.
+* values right by construction are what Falco runs with;
+* a character no one types (a control character, a line separator, a right-to-left
+  override) anywhere in any string option is Blocked naming the option, and the status
+  shows it escaped, never raw.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import dataclasses
 from typing import Any
 
 import yaml
+from falco_rig import KNOWN_HOSTS
 from garbage import (
     ANY_CONFIG,
     ANY_INT,
@@ -27,7 +31,9 @@ from garbage import (
     INVALID_REPOSITORY_URLS,
     INVALID_SELECTIONS,
     PRIORITIES,
+    UNTYPABLE,
 )
+from git_repos import rule
 from hypothesis import given
 from hypothesis import strategies as st
 from ops import testing
@@ -129,3 +135,37 @@ def test_right_values_are_what_falco_runs_with(
     assert rendered["webserver"]["listen_port"] == port
     assert rendered["priority"] == priority
     assert rendered["file_output"]["enabled"] is alert_log
+
+
+# A value each string option takes, as an operator types it.
+TYPED_TEXT = {
+    "driver": "nodriver",
+    "minimum-priority": "warning",
+    "custom-rules": rule("Typed rule"),
+    "enabled-rules": "Terminal shell in container,tag:network",
+    "disabled-rules": "tag:mitre_discovery\nRead sensitive file untrusted",
+    "custom-config-repository": "https://git.example/org/rules.git@v1",
+    "custom-config-repo-known-hosts": KNOWN_HOSTS,
+}
+
+
+@examples(1.5)
+@given(option=st.sampled_from(sorted(TYPED_TEXT)), char=UNTYPABLE, where=st.integers(0, 400))
+def test_a_character_no_one_types_is_blocked_in_every_string_option(
+    related_world: World, option: str, char: str, where: int
+) -> None:
+    """arrange: in service. act: a typed value with an untypable character put anywhere.
+
+    assert: Blocked naming the option, the character not shown raw; nothing changed.
+    """
+    typed = TYPED_TEXT[option]
+    at = where % (len(typed) + 1)
+    config = {**related_world.state.config, option: typed[:at] + char + typed[at:]}
+
+    outcome = configured(related_world, config)
+
+    outcome.assert_sane()
+    assert isinstance(outcome.out.unit_status, testing.BlockedStatus)
+    assert outcome.out.unit_status.message.startswith(f"invalid config '{option}'")
+    assert char not in outcome.out.unit_status.message
+    outcome.assert_untouched()

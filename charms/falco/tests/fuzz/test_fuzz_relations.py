@@ -10,17 +10,31 @@ Remote applications are not trusted to write well-formed data. Properties:
   posting where it did, with the CA it had, and the status says the data was ignored;
 * a CA's ``certificates`` bag of garbage changes nothing: Falco keeps presenting the client
   certificate it has;
-* bags the charm never reads (the collector's, the sidekick units') change nothing at all.
+* bags the charm never reads (the collector's, the sidekick units') change nothing at all;
+* a URL that a loose parser (urllib) and a strict one read differently is refused, or Falco
+  gets it in a form both read alike: one host, no backslash, blank or control character
+  left for libcurl to read its own way; a plain http one says so in the status, naming
+  that host.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
+import pydantic
+import yaml
 from conftest import SIDEKICK_CA
-from garbage import ANY_BAG, any_endpoint_bags, certificates_provider_bags, invalid_endpoint_bags
+from garbage import (
+    ANY_BAG,
+    PARSER_SPLIT_URLS,
+    any_endpoint_bags,
+    certificates_provider_bags,
+    invalid_endpoint_bags,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from ops import testing
@@ -106,6 +120,50 @@ def test_sidekick_unit_bags_change_nothing(
     outcome.assert_sane()
     outcome.assert_untouched()
     assert outcome.out.unit_status == testing.ActiveStatus()
+
+
+IGNORED = "http-endpoint data ignored (keeping the previous destination): "
+
+
+def _strict_host(url: str) -> str:
+    """The host a WHATWG-style parser reads in ``url`` (pydantic's, as libcurl would)."""
+    host = pydantic.TypeAdapter(pydantic.HttpUrl).validate_python(url).host
+    return (host or "").strip("[]")
+
+
+@examples(0.75)
+@given(url=PARSER_SPLIT_URLS)
+def test_a_url_parsers_read_differently_is_refused_or_given_as_one_host(
+    related_world: World, url: str
+) -> None:
+    """arrange: alerts go to the sidekick. act: it publishes a URL parsers split on. assert.
+
+    Ignored (nothing changes), or what Falco posts to names the same host to a loose and a
+    strict parser and holds nothing they read apart (no blank or control character, no
+    backslash before the query or fragment); an http status names that host.
+    """
+    relation = dataclasses.replace(
+        related_world.relation("http-endpoint"),
+        remote_app_data={"url": json.dumps(url), "ca_cert": json.dumps(SIDEKICK_CA)},
+    )
+
+    outcome = changed(related_world, relation)
+
+    outcome.assert_sane()
+    status = outcome.out.unit_status
+    if status.message.startswith(IGNORED):
+        outcome.assert_untouched()
+        return
+    used = yaml.safe_load(outcome.rendered)["http_output"]["url"]
+    assert not any(c.isspace() or not c.isprintable() for c in used), used
+    # After "?" or "#" every parser reads the query or the fragment, whatever comes: a
+    # backslash there cannot move the host.
+    assert "\\" not in re.split(r"[?#]", used, maxsplit=1)[0], used
+    loose = urlsplit(used).hostname
+    assert loose == _strict_host(used), (url, used)
+    outcome.assert_at_most_one_action()
+    if urlsplit(used).scheme == "http":
+        assert status.message.startswith(f"alerts to {loose} are not encrypted"), status
 
 
 _OTHER_CA = make_ca("Someone else's CA").cert_pem

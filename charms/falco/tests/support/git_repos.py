@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 # Resolved once at import, before any test puts a fake git first on PATH.
@@ -103,6 +104,33 @@ class RulesRepo:
         git(self.work, "add", "--all")
         git(self.work, "commit", "--quiet", "--allow-empty", "-m", message)
         git(self.work, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+        return self.head()
+
+    def commit_stream(
+        self, name: str, chunks: Iterable[bytes], message: str = "a large file"
+    ) -> str:
+        """Commit ``chunks`` as the file ``name`` on main and push; return the commit.
+
+        git reads the content as a stream and the file never exists in the work tree (a
+        later ``commit`` records it as deleted): a test can commit hundreds of MiB without
+        holding or writing them.
+        """
+        hasher = subprocess.Popen(
+            [GIT, "hash-object", "-w", "--stdin"],
+            cwd=self.work,
+            env=_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert hasher.stdin is not None and hasher.stdout is not None
+        for chunk in chunks:
+            hasher.stdin.write(chunk)
+        hasher.stdin.close()
+        blob = hasher.stdout.read().decode().strip()
+        assert hasher.wait() == 0
+        git(self.work, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}")
+        git(self.work, "commit", "--quiet", "-m", message)
+        git(self.work, "push", "--quiet", "origin", "HEAD:refs/heads/main")
         return self.head()
 
     def checkout(self, branch: str, create: bool = False) -> None:

@@ -197,3 +197,22 @@ def test_unreadable_provider_data_is_ignored(
     assert (machine.root / CERT_FILE).read_text() == before
     assert http_output(machine)["mtls"] is True
     assert machine.restarts() == 0
+
+
+def test_an_idle_hook_puts_back_a_deleted_client_key(
+    ctx: testing.Context[FalcoCharm], state: testing.State, machine: FakeMachine, ca_pem: str
+) -> None:
+    """arrange: presenting a certificate. act: its key file deleted, update-status. assert.
+
+    The idle hook (steady.py: nothing to render) still checks the files Falco reads: the
+    key is back, 0600, as it was.
+    """
+    out = with_certificate(ctx, started(ctx, state, ca_pem), make_ca("Client CA"))
+    key = machine.root / KEY_FILE
+    written = key.read_text()
+    key.unlink()
+
+    ctx.run(ctx.on.update_status(), out)
+
+    assert key.read_text() == written
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600

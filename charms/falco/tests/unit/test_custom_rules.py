@@ -413,6 +413,13 @@ DAMAGE = {
         rule("Custom rule one").replace("WARNING", "DEBUG")
     ),
     "a file added": lambda base: (base / "rules.d/99-planted.yaml").write_text("[]\n"),
+    # Rules may come from a private repository: readable by root only, or written again.
+    "a file made readable by all": lambda base: (base / "rules.d/10-custom.yaml").chmod(0o644),
+    "a folder opened to all": lambda base: (base / "rules.d").chmod(0o755),
+    # Same bytes written again: only its date shows it (what lets idle hooks skip reading).
+    "a file written with the same bytes": lambda base: (
+        base / "rules.d/10-custom.yaml"
+    ).write_text((base / "rules.d/10-custom.yaml").read_text()),
     "the whole set deleted": lambda base: __import__("shutil").rmtree(base),
 }
 

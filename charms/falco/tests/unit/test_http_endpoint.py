@@ -60,8 +60,10 @@ def test_new_url_restarts_once_and_rewrites_only_falco_yaml(
     ctx.run(ctx.on.relation_changed(moved), dataclasses.replace(out, relations={moved}))
 
     after = machine.files()
+    # The charm's record of what these inputs converged to moves with them (steady.py).
     assert sorted(k for k in {*before, *after} if before.get(k) != after.get(k)) == [
-        "etc/juju-falco/falco.yaml"
+        "etc/juju-falco/falco.yaml",
+        "var/lib/juju-falco/steady.json",
     ]
     assert http_output(machine)["url"] == "https://sidekick.example:2901/"
     assert machine.restarts() == 1

@@ -7,8 +7,8 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import shutil
 from pathlib import Path
-from typing import Any
 
 import custom_rules
 import falco_cli
@@ -16,6 +16,7 @@ import falco_config
 import git_sync
 import pytest
 import repository
+import rule_store
 from custom_rules import ContentError, SourceFile
 from git_sync import Settings, SyncRecord, TreeEntry
 from layout import Layout
@@ -193,8 +194,22 @@ def entry(path: str, mode: str = "100644", kind: str = "blob") -> TreeEntry:
     return TreeEntry(mode, kind, hashlib.sha256(path.encode()).hexdigest()[:40], path)
 
 
-def contents(entries: list[TreeEntry], text: bytes = b"- list: a\n  items: []\n") -> Any:
-    return lambda oids: dict.fromkeys(oids, text)
+@dataclasses.dataclass(frozen=True)
+class Contents:
+    """A commit's objects, every blob holding ``text``, as git's object store answers."""
+
+    text: bytes
+
+    def sizes(self, oids: list[str]) -> dict[str, int]:
+        return dict.fromkeys(oids, len(self.text))
+
+    def read(self, wanted: dict[str, int]) -> dict[str, bytes]:
+        assert all(size == len(self.text) for size in wanted.values())
+        return dict.fromkeys(wanted, self.text)
+
+
+def contents(entries: list[TreeEntry], text: bytes = b"- list: a\n  items: []\n") -> Contents:
+    return Contents(text)
 
 
 RULES_DIR = entry("rules.d", "040000", "tree")
@@ -251,7 +266,7 @@ def test_content_that_is_ignored_or_loaded_in_name_order() -> None:
     ("data", "problem"),
     [
         (b"\xff\xfe not utf-8", "rules.d/a.yaml is not UTF-8 text"),
-        (b"x" * (custom_rules.MAX_FILE_BYTES + 1), "rules.d/a.yaml is larger than 1024 KiB"),
+        (b"x" * (git_sync.MAX_FILE_BYTES + 1), "rules.d/a.yaml is larger than 1024 KiB"),
     ],
 )
 def test_files_that_cannot_be_rules(data: bytes, problem: str) -> None:
@@ -395,3 +410,70 @@ def test_report_is_not_kept_when_there_is_nothing_to_say(tmp_path: Path) -> None
     assert custom_rules.write_report(layout, custom_rules.Report()) is True
     assert not layout.rules_record.exists()
     assert custom_rules.write_report(layout, custom_rules.Report()) is False
+
+
+# ------------------------------------------------------------------------------ rule store
+def _damage_written_set(base: Path, how: str) -> None:
+    """Damage the set written in ``base`` the way ``how`` says."""
+    rules = base / "rules.d"
+    if how == "file deleted":
+        (rules / "10-a.yaml").unlink()
+    elif how == "file added":
+        (rules / "30-new.yml").write_text("- list: new\n  items: []\n")
+    elif how == "file grown":
+        with (rules / "10-a.yaml").open("a") as stream:
+            stream.write("# more\n")
+    elif how == "edited in place":
+        with (rules / "10-a.yaml").open("r+") as stream:
+            stream.write("#")
+    elif how == "file mode":
+        (rules / "10-a.yaml").chmod(0o644)
+    elif how == "directory mode":
+        rules.chmod(0o755)
+    elif how == "override deleted":
+        (base / "config.override.d/50-o.yaml").unlink()
+    elif how == "inline deleted":
+        (base / "custom-rules.yaml").unlink()
+    elif how == "rules.d gone":
+        shutil.rmtree(rules)
+
+
+DAMAGE = [
+    "file deleted",
+    "file added",
+    "file grown",
+    "edited in place",
+    "file mode",
+    "directory mode",
+    "override deleted",
+    "inline deleted",
+    "rules.d gone",
+]
+
+
+@pytest.mark.parametrize("how", [None, *DAMAGE])
+def test_the_stat_only_check_passes_exactly_the_sets_byte_for_byte_equal(
+    tmp_path: Path, how: str | None
+) -> None:
+    """arrange: a rule set written, then damaged (or not). act: intact, damage. assert: agree.
+
+    ``intact`` (idle hooks, stat only) never passes a set that ``damage`` (bytes) refuses.
+    """
+    layout = Layout(tmp_path)
+    rule_set = rule_store.RuleSet(
+        repo_rules=tuple(
+            SourceFile(f"rules.d/{n}0-{c}.yaml", f"- list: {c}\n  items: []\n")
+            for n, c in ((1, "a"), (2, "b"))
+        ),
+        overrides=(SourceFile("config.override.d/50-o.yaml", "- list: o\n  items: []\n"),),
+        inline="- list: inline\n  items: []\n",
+    )
+    base = rule_store.ensure_written(layout, rule_set)
+    assert base is not None
+    if how is not None:
+        _damage_written_set(base, how)
+
+    intact = rule_store.intact(base, rule_set.manifest())
+
+    assert intact is (how is None)
+    assert (rule_store.damage(base, rule_set) is None) is (how is None)
