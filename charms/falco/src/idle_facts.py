@@ -15,34 +15,35 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 from layout import Layout
 
 
-def _entries(top: Path, files: bool) -> Iterator[tuple[str, os.stat_result]]:
-    """Yield (path, lstat) of ``top`` and of what is under it, in a stable order.
+def _walk(top: str, files: bool, into: list[tuple[str, int, int, int, int]]) -> None:
+    """Append the lstat of what is under directory ``top`` to ``into``, in a stable order.
 
-    Under it: directories, and files too if ``files``. Nothing when ``top`` does not exist.
+    Directories always, files too if ``files``; symbolic links are not followed.
     """
     try:
-        yield str(top), top.lstat()
-    except FileNotFoundError:
+        entries = sorted(os.scandir(top), key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
         return
-    for directory, subdirs, names in os.walk(top):
-        subdirs.sort()
-        for name in [*subdirs, *(sorted(names) if files else ())]:
-            path = os.path.join(directory, name)
-            try:
-                yield path, os.lstat(path)
-            except FileNotFoundError:
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if not (is_dir or files):
                 continue
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        into.append((entry.path, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+        if is_dir:
+            _walk(entry.path, files, into)
 
 
 def tree_fingerprint(layout: Layout) -> str:
     """Return a digest of the ``stat`` of what the charm owns on the machine (see above)."""
-    digest = hashlib.sha256()
+    seen: list[tuple[str, int, int, int, int]] = []
     trees = (
         (layout.unit_file, True),
         (layout.logrotate_file, True),
@@ -51,12 +52,18 @@ def tree_fingerprint(layout: Layout) -> str:
         (layout.state_dir, False),
     )
     for top, files in trees:
-        for path, st in _entries(top, files):
-            line = f"{path}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n"
-            digest.update(line.encode())
-        digest.update(b"\0end\0")
+        try:
+            st = top.lstat()
+        except FileNotFoundError:
+            seen.append((str(top), 0, 0, 0, 0))
+            continue
+        seen.append((str(top), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+        _walk(str(top), files, seen)
     # The charm's records, edited in place, would not move their directory.
     for record in sorted(layout.state_dir.glob("*.json")):
-        for path, st in _entries(record, False):
-            digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
-    return digest.hexdigest()
+        try:
+            st = record.lstat()
+        except FileNotFoundError:
+            continue
+        seen.append((str(record), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+    return hashlib.sha256(repr(seen).encode()).hexdigest()
