@@ -25,6 +25,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
         "charms/falco/lib/charm_config.py",
         "charms/falcosidekick-k8s/lib/charm_config.py",
     ),
+    "libs/idle_hooks/idle_hooks.py": (
+        "charms/falco/lib/idle_hooks.py",
+        "charms/falcosidekick-k8s/lib/idle_hooks.py",
+    ),
     "libs/loki_rules/falco_critical_alerts.rules": (
         "charms/falco/src/loki_alert_rules/falco_critical_alerts.rules",
         "charms/falcosidekick-k8s/src/loki_alert_rules/falco_critical_alerts.rules",
@@ -40,6 +44,10 @@ VENDORED: dict[str, tuple[str, ...]] = {
     "libs/testing/bench_support.py": (
         "charms/falco/tests/shared/bench_support.py",
         "charms/falcosidekick-k8s/tests/shared/bench_support.py",
+    ),
+    "libs/testing/cold_hooks.py": (
+        "charms/falco/tests/shared/cold_hooks.py",
+        "charms/falcosidekick-k8s/tests/shared/cold_hooks.py",
     ),
     "libs/testing/fuzz_support.py": (
         "charms/falco/tests/shared/fuzz_support.py",

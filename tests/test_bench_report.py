@@ -66,6 +66,70 @@ def test_slow_import_fails_relative_to_ops(report: ModuleType) -> None:
     assert "2.00x `import ops`" in failure
 
 
+def _cold(**figures: Any) -> dict[str, Any]:
+    hook = {
+        "rounds": 11,
+        "cpu_s": 0.2,
+        "wall_s": 0.3,
+        "floor_cpu_s": 0.15,
+        "floor_wall_s": 0.2,
+        "cpu_ratio": 1.3,
+        "hook_tool_calls": 2,
+        "max_hook_tool_calls": 2,
+        "hook_tools": {"is-leader": 1, "config-get": 1},
+    }
+    results = _results()
+    results["cold_hooks"] = {"hooks": {"falco/0 config-changed": hook | figures}, "prior": "-"}
+    return results
+
+
+def test_cheap_cold_hooks_pass(report: ModuleType) -> None:
+    """arrange: cold hooks within every budget. assert: no failure, one table row."""
+    results = _cold()
+
+    assert report.check(results) == []
+    assert "falco/0 config-changed" in report.cold_table({"falco": results})
+
+
+@pytest.mark.parametrize(
+    ("figures", "missed"),
+    [
+        ({"cpu_ratio": 1.8}, "CPU 1.80x `import ops`"),
+        ({"rounds": 9}, "9 rounds, at least 10"),
+        ({"max_hook_tool_calls": 5}, "5 hook-tool calls"),
+        ({"hook_tools": {"status-set": 1}}, "a no-op hook ran {'status-set': 1}"),
+        ({"hook_tools": {"relation-set": 1}}, "a no-op hook ran {'relation-set': 1}"),
+    ],
+)
+def test_costly_cold_hook_fails(report: ModuleType, figures: dict[str, Any], missed: str) -> None:
+    """arrange: a cold hook over one budget. assert: exactly that one is reported."""
+    (failure,) = report.check(_cold(**figures))
+
+    assert failure.startswith("falco/cold falco/0 config-changed: ")
+    assert missed in failure
+
+
+def test_relation_hook_has_one_more_call_for_what_ops_reads_itself(report: ModuleType) -> None:
+    """arrange: a relation hook with 5 calls, then 6. assert: only 6 is reported."""
+    results = _cold(max_hook_tool_calls=5)
+    hook = results["cold_hooks"]["hooks"].pop("falco/0 config-changed")
+    results["cold_hooks"]["hooks"]["falco/0 db-relation-changed"] = hook
+    assert report.check(results) == []
+
+    hook["max_hook_tool_calls"] = 6
+    (failure,) = report.check(results)
+
+    assert "6 hook-tool calls" in failure and "budget 5" in failure
+
+
+def test_import_gate_takes_the_median_of_per_round_ratios(report: ModuleType) -> None:
+    """arrange: medians 1.8x apart, per-round ratios 1.2x. assert: the ratio gates, passes."""
+    results = _results()
+    results["import_s"] = {"charm": 0.18, "ops": 0.10, "ratio": 1.2, "runs": 11}
+
+    assert report.check(results) == []
+
+
 @pytest.mark.parametrize(("median_s", "failed"), [(0.015, False), (0.016, True)])
 def test_an_event_slower_than_its_baseline_allows_fails(
     report: ModuleType, median_s: float, failed: bool

@@ -54,12 +54,13 @@ def _import_seconds(module: str, paths: Sequence[str]) -> float:
     return float(out.stdout.strip())
 
 
-def import_times(charm_paths: Sequence[str], runs: int = 5) -> dict[str, float]:
-    """Return the median cold import time of ``charm`` and of ``ops``, same interpreter.
+def import_times(charm_paths: Sequence[str], runs: int = 11) -> dict[str, float]:
+    """Return the median cold import time of ``charm`` and of ``ops``, and of their ratio.
 
     Each run is a fresh interpreter. The two are measured in turns, so that a slow spell
-    of a shared machine lands on both and the ratio between them stays meaningful; a first
-    round, not counted, fills the bytecode cache (see ``bytecode_env``).
+    of a shared machine lands on both; ``ratio`` is the median of the per-round ratios, which
+    one slow spell cannot move. A first round, not counted, fills the bytecode cache (see
+    ``bytecode_env``).
     """
     charm: list[float] = []
     ops: list[float] = []
@@ -69,7 +70,12 @@ def import_times(charm_paths: Sequence[str], runs: int = 5) -> dict[str, float]:
         if run:
             charm.append(charm_s)
             ops.append(ops_s)
-    return {"charm": statistics.median(charm), "ops": statistics.median(ops)}
+    return {
+        "charm": statistics.median(charm),
+        "ops": statistics.median(ops),
+        "ratio": statistics.median(c / o for c, o in zip(charm, ops, strict=True)),
+        "runs": runs,
+    }
 
 
 def timed(action: Callable[[], T]) -> tuple[T, float]:
@@ -145,8 +151,13 @@ def write_results(
     sequences: dict[str, list[EventStats]],
     imports: dict[str, float],
     limits: Sequence[Limit] = (),
+    *,
+    cold_hooks: dict[str, Any] | None = None,
 ) -> None:
-    """Write one charm's results where bench/report.py expects them."""
+    """Write one charm's results where bench/report.py expects them.
+
+    ``cold_hooks`` are the figures of ``cold_hooks.measure`` (hooks in fresh interpreters).
+    """
     data: dict[str, Any] = {
         "charm": charm,
         "import_s": imports,
@@ -154,5 +165,7 @@ def write_results(
     }
     if limits:
         data["limits"] = [limit.as_dict() for limit in limits]
+    if cold_hooks is not None:
+        data["cold_hooks"] = cold_hooks
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")

@@ -8,6 +8,7 @@ machine. See README.md for which option causes a hot reload and which a restart.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -17,16 +18,20 @@ from typing import TYPE_CHECKING
 import alert_destination
 import alert_log
 import client_tls
+import coexistence
 import custom_rules
 import driver
 import falco_config
 import git_sync
 import health
+import idle_facts
+import idle_hooks
 import journal
 import kmod
 import ops
 import ownership
 import payload
+import records
 import reload_check
 import repo_secrets
 import self_test
@@ -44,6 +49,8 @@ if TYPE_CHECKING:  # imported where used: pydantic takes longer to import than o
 logger = logging.getLogger(__name__)
 
 BUNDLED_PAYLOAD = Path("payload") / "falco.tar.gz"
+# relation-changed with the data the unit already acted on is idle on these endpoints.
+_IDLE_RELATION_CHANGED = (alert_destination.RELATION, "cos-agent")
 
 
 class FalcoCharm(ops.CharmBase):
@@ -61,12 +68,22 @@ class FalcoCharm(ops.CharmBase):
     self_test_nonce = staticmethod(self_test.new_nonce)
     _config_problem = ""
     _leaving = False
+    # Set by a reconcile that left the machine converged: idle hooks may then follow.
+    _converged = False
+    _sync_due: float | None = None
+    _stored = ops.StoredState()  # type: ignore[no-untyped-call]  # ops leaves it untyped
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._layout = Layout(self.filesystem_root)
         # First thing in every hook: a deploy key on disk is one a killed hook left behind.
         git_sync.remove_key(self._layout)
+        self.idle = idle_hooks.IdleHooks(self, _IDLE_RELATION_CHANGED, self.clock)
+        self.status_memo = idle_hooks.StatusMemo(self)
+        # The metrics port of the last converged reconcile (idle hooks check who holds it).
+        self._stored.set_default(metrics_port=0)
+        if self.idle.holds(self._machine_facts):
+            return  # nothing can have changed since the last reconcile: see idle_hooks
         self.http_endpoint = HttpEndpointRequirer(self, alert_destination.RELATION)
         self.cos_agent = CosAgentProvider(self, self._layout)
         self.client_certificate = ClientCertificate(self)
@@ -97,6 +114,7 @@ class FalcoCharm(ops.CharmBase):
 
     def _on_payload_may_change(self, _: ops.EventBase) -> None:
         # Only these can bring a new tarball; they are also when the charm's own code changes.
+        self.status_memo.forget()
         self._reconcile(refresh_payload=True, operator_action=True)
 
     def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
@@ -163,13 +181,16 @@ class FalcoCharm(ops.CharmBase):
         Every early return leaves what runs untouched; collect-status explains why. Returns
         what the custom rules came to, or None if it stopped before applying them.
         """
+        self.idle.begin()
         if not self._ownership.mine:
             # Another falco unit runs this machine's Falco: nothing here is ours to change,
             # and its metrics are scraped through the owner (else twice, under two units).
             self.cos_agent.withdraw()
+            self._converged = True
             return None
         config, layout = self._config, self._layout
         if config is None:
+            self._converged = True  # blocked until the options change
             return None
         ownership.record_options(layout, self._ownership, self._options)
         # Published whether Falco runs or not: a failing scrape is what raises FalcoDown.
@@ -221,6 +242,13 @@ class FalcoCharm(ops.CharmBase):
             logger.info("Falco %s applied (%s)", outcome.action.value, current.falco_version)
         for stale in payload.prune(layout, keep=current):
             logger.info("removed the replaced payload %s", stale)
+        # Converged when this reconcile found nothing to do and Falco runs: after a change
+        # the next hook confirms it (a start is forgotten once Falco is seen running), and a
+        # Falco that is down is started again (start_backoff) by the hooks that follow.
+        self._converged = (
+            outcome.action is service.Action.NONE and self._unit_probe.facts().running
+        )
+        self._sync_due = git_sync.next_due(synced, config.repo_settings)
         return report
 
     @functools.cached_property
@@ -242,7 +270,7 @@ class FalcoCharm(ops.CharmBase):
     def _progress(self, step: str) -> None:
         """Say what long step runs now (progress.py): a status only while it runs."""
         logger.info("%s", step)
-        self.unit.status = ops.MaintenanceStatus(status_line(step))
+        self.status_memo.show(ops.MaintenanceStatus(status_line(step)))
 
     @functools.cached_property
     def _journal(self) -> journal.WhyDown:
@@ -283,9 +311,31 @@ class FalcoCharm(ops.CharmBase):
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         if self._leaving:
             return
-        for status in self._observed_status():
-            event.add_status(status)
-        event.add_status(ops.ActiveStatus())
+        self.status_memo.settle(event, [*self._observed_status(), ops.ActiveStatus()])
+        if self._converged:
+            config = self._config
+            self._stored.metrics_port = config.metrics_port if config else 0
+            self.idle.converged(self._machine_facts(), until=self._sync_due)
+
+    def _machine_facts(self) -> str:
+        """Return the digest of what the status and the next reconcile read from the machine.
+
+        Who runs Falco here and with which options; for the unit that runs it, the stat of
+        every file it owns (idle_facts), what systemd says of its unit, who else holds the
+        metrics port, whether another Falco runs (idle_hooks).
+        """
+        layout, mine = self._layout, self._ownership
+        facts: list[object] = [mine.owner, records.read(layout.owner_record)]
+        if mine.mine:
+            unit = self._unit_probe.facts()
+            port = int(self._stored.metrics_port)
+            facts += [
+                idle_facts.tree_fingerprint(layout),
+                dataclasses.asdict(unit),
+                coexistence.port_problem(layout, port, unit.main_pid) if port else None,
+                coexistence.other_falco_notice(layout, unit.main_pid),
+            ]
+        return idle_hooks.digest(facts)
 
     def _observed_status(self) -> list[ops.StatusBase]:
         """Return what is wrong or worth knowing, from facts observed on the machine."""
@@ -305,5 +355,10 @@ class FalcoCharm(ops.CharmBase):
         return [ops.StatusBase.from_name(name, status_line(message)) for name, message in found]
 
 
+def main() -> None:
+    """Run the hook Juju dispatched (the idle_hooks way: see its ``main``)."""
+    idle_hooks.main(FalcoCharm)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    ops.main(FalcoCharm)
+    main()

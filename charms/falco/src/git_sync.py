@@ -140,6 +140,22 @@ def is_due(record: SyncRecord | None, settings: Settings, now: float) -> bool:
     return elapsed >= settings.interval_s or elapsed < 0
 
 
+def next_due(record: SyncRecord | None, settings: Settings | None) -> float | None:
+    """Return when a fetch falls due by the clock (now if it is), None if never by the clock.
+
+    A tag or a commit, once fetched, is never due again by the clock; a new source is due
+    at once (0).
+    """
+    if settings is None:
+        return None
+    if record is None or record.source != settings.source:
+        return 0.0
+    if record.error is None and record.kind in ("tag", "commit"):
+        return None
+    since = record.attempted_at if record.error or record.synced_at is None else record.synced_at
+    return since + settings.interval_s
+
+
 # ------------------------------------------------------------------------------ running git
 class _Git:
     """Runs git in the charm's private environment; the one place git runs."""

@@ -31,6 +31,17 @@ if TYPE_CHECKING:  # imported where used: see the module docstring
 logger = logging.getLogger(__name__)
 
 RELATION = "certificates"
+# The label of the secret where the tls library keeps this unit's private key (its own
+# format, which tests/unit/test_relations.py holds to it): idle hooks read it by label
+# without importing the library.
+_LIBRARY_ID = "afd8c2bccf834997afce12c2706d2ede"
+
+
+def private_key_label(unit_name: str) -> str:
+    """Return the label of the secret holding ``unit_name``'s private key (see above)."""
+    return f"{_LIBRARY_ID}-private-key-{unit_name.split('/')[1]}-{RELATION}"
+
+
 # X.509 limits the common name to 64 characters; the SANs carry every name anyway.
 _MAX_COMMON_NAME = 64
 # The served certificate is no longer the one issued for our request and key; it keeps

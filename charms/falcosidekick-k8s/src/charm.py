@@ -6,16 +6,18 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import time
 from typing import TYPE_CHECKING
 
 import addresses
 import client_auth
+import idle_hooks
 import log_forwarding
 import ops
 import outputs
 import sidekick_client
 from alertmanager_dispatch import AlertmanagerConsumer
-from certificates import ServerCertificate, named_hosts
+from certificates import ServerCertificate, named_hosts, private_key_label
 from exposure import Exposure, Inputs, Served
 from grafana_dashboard import GrafanaDashboardProvider
 from ingress import IngressRequirer, url_host
@@ -51,6 +53,11 @@ _RELATION_EVENTS = {
     PEERS: ("changed", "departed"),
 }
 _STATUS = {"active": ops.ActiveStatus, "blocked": ops.BlockedStatus, "waiting": ops.WaitingStatus}
+# relation-changed with the data the unit already acted on is idle on these endpoints (not on
+# certificates: its library acts on the event by itself).
+_IDLE_RELATION_CHANGED = (
+    "ingress", "send-loki-logs", "logging", "alertmanager", "http-endpoint", PEERS,
+)  # fmt: skip
 
 
 class FalcosidekickCharm(ops.CharmBase):
@@ -60,9 +67,19 @@ class FalcosidekickCharm(ops.CharmBase):
     _config_problem = ""
     _image_problem = ""
     _outputs_problem = ""
+    _converged = False
+    _stored = ops.StoredState()  # type: ignore[no-untyped-call]  # ops leaves it untyped
+    # The unit's clock (idle_hooks dates its record with it); tests move it.
+    clock = staticmethod(time.time)
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
+        self.idle = idle_hooks.IdleHooks(self, _IDLE_RELATION_CHANGED, self.clock)
+        self.status_memo = idle_hooks.StatusMemo(self)
+        # The label of the private key's secret when the last reconcile had one (idle hooks).
+        self._stored.set_default(key_secret="")
+        if self.idle.holds(self._workload_facts, self._polled):
+            return  # nothing can have changed since the last reconcile: see idle_hooks
         self.ingress = IngressRequirer(self)
         self.loki = LokiPushApiConsumer(self)
         self.logging = LokiPushApiConsumer(self, "logging")
@@ -100,6 +117,7 @@ class FalcosidekickCharm(ops.CharmBase):
 
     def _on_upgrade_charm(self, _: ops.UpgradeCharmEvent) -> None:
         self.shipped.forget()  # built by the previous revision's code and libraries
+        self.status_memo.forget()
         self._reconcile()
 
     def _on_test_alert_action(self, event: ops.ActionEvent) -> None:
@@ -132,27 +150,54 @@ class FalcosidekickCharm(ops.CharmBase):
             event.fail(problem)
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        for problem in self._operator_problems():
-            event.add_status(ops.BlockedStatus(problem))
+        self.status_memo.settle(event, self._statuses())
+        if self._converged:
+            library = self.certificate.library
+            self._stored.key_secret = private_key_label(self.unit.name) if library else ""
+            self.idle.converged(self._workload_facts(), self._polled())
+
+    def _statuses(self) -> list[ops.StatusBase]:
+        """Return every status that applies, in ops' order of precedence among equals."""
+        statuses: list[ops.StatusBase] = [
+            ops.BlockedStatus(problem) for problem in self._operator_problems()
+        ]
         exposure = self._exposure
         notes = exposure.notes() if exposure else []
-        for note in notes:
-            if note.level != "active":
-                event.add_status(_STATUS[note.level](note.message))
+        statuses += [_STATUS[n.level](n.message) for n in notes if n.level != "active"]
         workload = Workload(self.unit.get_container(CONTAINER))
         try:
-            for status in self._workload_statuses(workload, exposure):
-                event.add_status(status)
+            statuses += self._workload_statuses(workload, exposure)
         except ops.pebble.ConnectionError:
-            event.add_status(
-                ops.WaitingStatus("waiting for Pebble in the falcosidekick container")
-            )
-        for status in self._loki_statuses():
-            event.add_status(status)
-        for note in notes:
-            if note.level == "active":
-                event.add_status(ops.ActiveStatus(note.message))
-        event.add_status(ops.ActiveStatus())
+            statuses.append(ops.WaitingStatus("waiting for Pebble in the falcosidekick container"))
+        statuses += self._loki_statuses()
+        statuses += [ops.ActiveStatus(n.message) for n in notes if n.level == "active"]
+        statuses.append(ops.ActiveStatus())
+        return statuses
+
+    def _workload_facts(self) -> str | None:
+        """Return the digest of the workload's facts (idle_hooks); None without Pebble."""
+        try:
+            return Workload(self.unit.get_container(CONTAINER)).facts()
+        except ops.pebble.ConnectionError:
+            return None
+
+    def _polled(self) -> str:
+        """Return the digest of what idle hooks poll through hook tools (idle_hooks).
+
+        The pod's address: the unit publishes it (scrape target, its report to peers), and a
+        rescheduled pod has another. A pod has one address, which every binding gives: this
+        reads the binding of the scrape target. And the private key's secret, which the
+        full path checks and replaces when it cannot be loaded: its content as tracked.
+        """
+        binding = self.model.get_binding("metrics-endpoint")
+        address = binding.network.bind_address if binding else None
+        key: dict[str, str] | None = None
+        if label := self._stored.key_secret:
+            try:
+                key = self.model.get_secret(label=label).get_content()
+            except (ops.SecretNotFoundError, ops.ModelError):
+                key = {}
+        return idle_hooks.digest([str(address or ""), key])
 
     def _operator_problems(self) -> list[str]:
         """Return what the operator must fix: an option, the outputs, the image."""
@@ -204,6 +249,7 @@ class FalcosidekickCharm(ops.CharmBase):
 
     def _reconcile(self) -> None:
         """Converge the workload and every relation on the current inputs."""
+        self.idle.begin()
         config, exposure, rendered_outputs = self._config, self._exposure, self._outputs
         extra_client_cas = self._extra_client_cas
         if (
@@ -212,7 +258,10 @@ class FalcosidekickCharm(ops.CharmBase):
             or rendered_outputs is None
             or extra_client_cas is None
         ):
-            return  # the running config stays; the status names the option to fix
+            # The running config stays; the status names the option to fix. Nothing more
+            # to do until an input changes.
+            self._converged = True
+            return
         topology = juju_topology(self)
         # The Falco alert rules travel with the alerts; our own logs get none (the same
         # rules on both relations would fire every alert twice in a shared Loki).
@@ -255,18 +304,22 @@ class FalcosidekickCharm(ops.CharmBase):
                 workload.forward_logs(log_urls, log_forwarding.labels(topology))
             workload.apply(settings)
             served = self._served(workload, settings)
+            converged = True
         except ops.pebble.ConnectionError as exc:
             logger.info("Pebble went away, will retry: %s", exc)
             return
         except ops.pebble.ChangeError as exc:
             logger.error("falcosidekick did not start: %s", exc)
+            converged = False  # retried on the next hook
         except MissingUserError as exc:
             logger.error("%s (%s)", exc, exc.__cause__)
             self._image_problem = str(exc)
+            converged = False
         self.unit.set_ports(*([config.port] if settings.listen_on_network else []))
         self.ingress.publish(config.port, exposure.ingress_scheme, host=self.names.pod_fqdn)
         self.rotation.publish(exposure, served, self.certificate.reachable_hosts)
         self.metrics.publish(settings.metrics_port, topology, self.shipped.prometheus_rules)
+        self._converged = converged
 
     def _served(self, workload: Workload, settings: Settings) -> Served | None:
         """Return what this unit serves on the network now; None when nothing.
@@ -371,5 +424,10 @@ class FalcosidekickCharm(ops.CharmBase):
             return None
 
 
+def main() -> None:
+    """Run the hook Juju dispatched (the idle_hooks way: see its ``main``)."""
+    idle_hooks.main(FalcosidekickCharm)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    ops.main(FalcosidekickCharm)
+    main()

@@ -309,6 +309,20 @@ class Workload:
         except FileNotFoundError:
             return None
 
+    def facts(self) -> str:
+        """Return a digest of what the unit's status and convergence read from Pebble.
+
+        The plan, whether the service runs, whether its health check is down, and the
+        content of every file the charm may write (an edit behind its back is put right).
+        Raises ops.pebble.ConnectionError.
+        """
+        digest = hashlib.sha256(self._container.get_plan().to_yaml().encode())
+        digest.update(f"\0{self.is_running()}\0{self.is_healthy()}".encode())
+        for path in (CONFIG_FILE, CERT_FILE, KEY_FILE, CA_FILE, OUTPUTS_CA_FILE, CLIENT_CA_FILE):
+            content = self._read(path)
+            digest.update(b"\0-" if content is None else f"\0+{content}".encode())
+        return digest.hexdigest()
+
     def deployed_tls(self) -> TlsMaterial | None:
         """Return the TLS material the sidekick currently serves, if any."""
         chain, key, ca = (self._read(path) for path in (CERT_FILE, KEY_FILE, CA_FILE))

@@ -31,8 +31,9 @@ stopped behind the charm's back (one start, then nothing), and a Falco that exit
 start over 10 update-status (starts bounded by the back-off). One of issue 17: the self-test
 action run three times (no restart, reload or write of the charm's), then idle hooks. The
 self-test's marker rule is loaded in every sequence. The
-results also hold ``cold_noop_hook_s``: one no-op update-status in a fresh interpreter, the
-way Juju runs a hook (``cold_hook.py``), next to the in-process timings that hide imports.
+results also hold ``cold_hooks``: the no-op update-status, config-changed and
+http-endpoint-relation-changed of a unit with everything in use, each in a fresh interpreter
+the way Juju runs a hook (``cold_hook.py``), next to the in-process timings that hide imports.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import lzma
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -324,13 +326,42 @@ def idle_sequence(bench: Bench) -> list[EventStats]:
     return [idle]
 
 
-def cold_noop_hook(base: Path) -> dict[str, Any]:
-    """Install a unit without relations, then time a no-op update-status in new interpreters."""
+def cold_hooks(base: Path) -> dict[str, Any]:
+    """Converge a unit with everything in use, then run its no-op hooks cold (cold_hook.py).
+
+    The unit runs on real time here: the cold hooks' charm has no fake clock.
+    """
     bench = Bench(base / "machine")
-    bench.state = dataclasses.replace(bench.state, model=STABLE_MODEL)
-    bench.dispatch(EventStats("install"), bench.ctx.on.install, bench.state)
-    unit = cold_hook.Unit("falco/0", STABLE_MODEL.name, STABLE_MODEL.uuid, bench.machine)
-    return cold_hook.measure(CHARM, unit, base / "cold")
+    bench.clock.now = time.time()
+    _, state = _with_repository(bench, "v1")
+    sidekick = testing.Relation(
+        "http-endpoint",
+        remote_app_name="falcosidekick-k8s",
+        remote_app_data={
+            "url": json.dumps("https://sidekick.example:2801/"),
+            "ca_cert": json.dumps(make_ca("Sidekick CA").cert_pem),
+        },
+        remote_units_data={0: {}},
+    )
+    collector = testing.Relation(
+        "cos-agent", remote_app_name="opentelemetry-collector", remote_units_data={0: {}}
+    )
+    config = {**state.config, "custom-rules": rule("Inline")}
+    bench.state = dataclasses.replace(
+        state, config=config, relations={sidekick, collector}, model=STABLE_MODEL
+    )
+    settle = EventStats("settle")
+    bench.dispatch(settle, bench.ctx.on.install, bench.state)
+    bench.dispatch(settle, bench.ctx.on.config_changed, bench.state)
+    (current,) = (r for r in bench.state.relations if r.endpoint == "http-endpoint")
+    bench.dispatch(
+        settle, lambda: bench.ctx.on.relation_changed(current, remote_unit=0), bench.state
+    )
+    bench.dispatch(settle, bench.ctx.on.update_status, bench.state)
+    return {
+        "hooks": cold_hook.measure(CHARM, bench.machine, bench.state, base / "cold"),
+        "prior": cold_hook.cold_hooks.PRIOR,
+    }
 
 
 def _with_repository(
@@ -539,23 +570,18 @@ def main(argv: list[str]) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="falco-bench-") as base:
         sequences = run_sequences(Path(base))
-        cold = cold_noop_hook(Path(base) / "cold")
+        cold = cold_hooks(Path(base) / "cold")
         memory, limits = hostile.peak_memory(HERE, Path(base) / "memory")
     imports = import_times([str(CHARM / "src"), str(CHARM / "lib")])
     out = Path(argv[1])
-    write_results(out, "falco", sequences, imports, limits)
-    # Not keys bench_support writes (shared with the sidekick): added here, documented in
+    write_results(out, "falco", sequences, imports, limits, cold_hooks=cold)
+    # Not a key bench_support writes (shared with the sidekick): added here, documented in
     # the charm's README.
     results = json.loads(out.read_text())
-    results["cold_noop_hook_s"] = cold
     results["peak_rss_mib"] = memory
     out.write_text(json.dumps(results, indent=2) + "\n")
-    ratio = imports["charm"] / imports["ops"]
+    ratio = imports["ratio"]
     print(f"falco: import {imports['charm']:.3f}s vs ops {imports['ops']:.3f}s ({ratio:.2f}x)")
-    print(
-        f"falco: one no-op update-status in a fresh interpreter {cold['total']:.3f}s"
-        f" (charm import {cold['import']:.3f}s, ops.main {cold['dispatch']:.3f}s)"
-    )
     for ref, figures in memory.items():
         print(
             f"falco: install syncing the '{ref}' commit: hook peak RSS"

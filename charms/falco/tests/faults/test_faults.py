@@ -492,13 +492,17 @@ def test_deleted_files_are_restored_by_the_next_hook(
     restarts: int,
     reloads: int,
 ) -> None:
-    """arrange: in service; someone deletes a file of the charm's. act: update-status twice.
+    """arrange: in service and idle; someone deletes a file of the charm's. act: update-status.
 
     assert: the first hook puts it back with the restart or reload it needs and nothing
     more; the second does nothing. Deleted rules come back in a new directory that
     falco.yaml then names (rule_store: Falco does not see a file recreated where it
-    watched one), so only that path differs.
+    watched one), so only that path differs. The unit is idle first (idle_hooks: its
+    update-status looks at the machine, not at every input).
     """
+    settled = dispatch(ctx, machine, ctx.on.update_status(), in_service)
+    in_service = settled.out
+    assert dispatch(ctx, machine, ctx.on.update_status(), in_service).idle
     before = rendered(machine)
     target = machine.root / lost
     if target.is_dir():
@@ -516,6 +520,27 @@ def test_deleted_files_are_restored_by_the_next_hook(
     assert after["rules_files"][0] == before["rules_files"][0]
     assert {**after, "rules_files": None} == {**before, "rules_files": None}
     assert loaded_rules(machine) == ["Inline rule"]
+    assert hook.out.unit_status == testing.ActiveStatus()
+    assert dispatch(ctx, machine, ctx.on.update_status(), hook.out).idle
+
+
+def test_config_edited_by_hand_on_an_idle_unit_is_put_back_by_the_next_hook(
+    ctx: testing.Context[FalcoCharm], machine: FakeMachine, in_service: testing.State
+) -> None:
+    """arrange: in service and idle; falco.yaml edited in place. act: update-status twice.
+
+    assert: the first hook writes the charm's falco.yaml back; the second does nothing.
+    """
+    settled = dispatch(ctx, machine, ctx.on.update_status(), in_service).out
+    assert dispatch(ctx, machine, ctx.on.update_status(), settled).idle
+    config = machine.root / CONFIG
+    good = config.read_text()
+    with config.open("a") as edited:
+        edited.write("# edited by hand\n")
+
+    hook = dispatch(ctx, machine, ctx.on.update_status(), settled)
+
+    assert config.read_text() == good
     assert hook.out.unit_status == testing.ActiveStatus()
     assert dispatch(ctx, machine, ctx.on.update_status(), hook.out).idle
 

@@ -10,9 +10,11 @@ import sys
 from typing import Any
 
 import cos_content
+import idle_hooks
 import pytest
 import yaml
 from charm import FalcoCharm
+from falco_rig import FakeClock
 from machine import FakeMachine, changed_files
 from ops import testing
 from ops_probes import record_calls, record_relation_writes
@@ -261,10 +263,15 @@ def test_same_content_in_another_encoding_is_not_rewritten(
 
 @pytest.mark.parametrize("garbage", ["{not json", '{"dashboards": []}', ""])
 def test_garbled_or_partial_config_is_put_right(
-    ctx: Ctx, state: testing.State, machine: FakeMachine, garbage: str
+    ctx: Ctx, state: testing.State, machine: FakeMachine, garbage: str, clock: FakeClock
 ) -> None:
-    """arrange: the bag holds something else. act: update-status. assert: rewritten once."""
+    """arrange: the bag holds something else. act: update-status. assert: rewritten once.
+
+    At the next full reconcile: an update-status within the hour after one is idle
+    (idle_hooks), so it runs an hour later.
+    """
     out = related(ctx, state)
+    clock.advance(idle_hooks.REFRESH_S / 60)
     want = published(out)
     (relation,) = out.relations
     damaged = dataclasses.replace(relation, local_unit_data={"config": garbage})
@@ -301,10 +308,14 @@ def test_upgrade_builds_again_and_writes_only_what_changed(
 
 
 def test_a_record_of_other_inputs_is_built_again(
-    ctx: Ctx, state: testing.State, machine: FakeMachine
+    ctx: Ctx, state: testing.State, machine: FakeMachine, clock: FakeClock
 ) -> None:
-    """arrange: the record's digest is someone else's. act: update-status. assert: rebuilt."""
+    """arrange: the record's digest is someone else's. act: update-status. assert: rebuilt.
+
+    At the next full reconcile, an hour later (see the test above).
+    """
     out = related(ctx, state)
+    clock.advance(idle_hooks.REFRESH_S / 60)
     record_file = machine.root / "var/lib/juju-falco/cos-agent-content.json"
     record = json.loads(record_file.read_text())
     record_file.write_text(json.dumps(record | {"digest": "older", "content": {}}))

@@ -8,6 +8,10 @@ replan/restart/start), container writes (push, make_dir, remove_path) and relati
 ``reloads``, ``file_writes`` and ``git_network_ops`` do not apply to this charm (no hot
 reload, no machine files, no git) and are reported as 0.
 
+``cold_hooks`` (tests/bench/cold.py): the no-op hooks of a unit with its relations in use,
+each in a fresh interpreter through ``ops.main`` on the real Pebble, with their CPU, wall
+time and hook-tool calls next to the floor (``import ops``) of the same rounds.
+
 One more count, ``lzma_compress``, shows that the leader does not build its dashboards again
 on every hook (src/shipped.py): no-op events of the sequences with the observability
 relations expect 0.
@@ -26,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 CHARM_DIR = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(CHARM_DIR / p) for p in ("src", "lib", "tests/shared", "tests")]
+sys.path[:0] = [str(CHARM_DIR / p) for p in ("src", "lib", "tests/shared", "tests", "tests/real")]
 
 import addresses  # noqa: E402
+import cold  # noqa: E402
 import sidekick_states as states  # noqa: E402
 from bench_support import EventStats, import_times, timed, write_results  # noqa: E402
 from charm import FalcosidekickCharm  # noqa: E402
@@ -328,7 +333,12 @@ def main(output: Path) -> None:
         sequences["falco-fleet"] = falco_fleet(Sequence(CTX, fleet, fleet_root), ca)
         sequences["outputs"] = with_outputs(root())
 
-    write_results(output, "falcosidekick-k8s", sequences, import_times(["src", "lib"]))
+        cold_hooks = {
+            "hooks": cold.measure(Path(tmp, "cold"), ca),
+            "prior": cold.cold_hooks.PRIOR,
+        }
+    imports = import_times(["src", "lib"])
+    write_results(output, "falcosidekick-k8s", sequences, imports, cold_hooks=cold_hooks)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grafana_dashboard
+import idle_hooks
 import pytest
 import shipped
 import sidekick_states as states
@@ -552,14 +553,17 @@ def test_upgrade_builds_again_and_writes_only_what_changed(
 
 
 def test_stale_digest_rebuilds_and_a_wiped_bag_is_rewritten_from_the_cache(
-    ctx: Ctx, root: Path
+    ctx: Ctx, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """arrange: leader shipping. act: stored digest differs; then a bag is emptied. assert.
 
     A different digest (other files or topology) means a new build; an emptied bag is put
-    right from the cache, without a build.
+    right from the cache, without a build. Both at the next full reconcile: an update-status
+    within the hour after one is idle (idle_hooks), so the hooks run an hour later.
     """
     out = shipping_leader(ctx, root)
+    later = FalcosidekickCharm.clock() + idle_hooks.REFRESH_S
+    monkeypatch.setattr(FalcosidekickCharm, "clock", staticmethod(lambda: later))
     stale = {
         dataclasses.replace(s, content={**s.content, "digest": "older"})
         if (s.owner_path or "").endswith("[shipped-artifacts]")

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import certificates
 import pytest
 import sidekick_states as states
 from charm import FalcosidekickCharm
@@ -412,3 +413,18 @@ def test_certificates_removed_behind_an_https_backend_is_blocked_and_withdrawn(
         "ingress-backend-scheme is 'https' but 'certificates' is not integrated: integrate "
         "'certificates', or set ingress-backend-scheme=http"
     )
+
+
+def test_private_key_label_is_the_one_the_tls_library_gives_its_secret(
+    ctx: testing.Context[FalcosidekickCharm], root: Path, ca: Issued
+) -> None:
+    """arrange: serving a certificate. act: nothing. assert: our label names the key secret.
+
+    Idle hooks read the private key's secret by this label without importing the library.
+    """
+    start = states.state(root, leader=True, relations={states.certificates_relation()})
+    out = states.with_certificate(ctx, start, ca)
+
+    labels = {secret.label for secret in out.secrets}
+
+    assert certificates.private_key_label("falcosidekick-k8s/0") in labels
